@@ -1,0 +1,72 @@
+/* config — the server's settings and its apps, from (lowest to highest
+ * precedence) built-in defaults, a JSON file (--config or HARK_CONFIG),
+ * environment variables (HARK_*, PUSHER_APP_*) and command-line flags.
+ * docs/api.md lists every key. A bad file is refused with file, key, reason. */
+#ifndef HARK_CONFIG_CONFIG_H
+#define HARK_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hk_app {
+    char *id;
+    char *key;
+    char *secret;
+    bool enabled;                         /* false → connections refused with 4003, REST 403 */
+    long max_connections;                 /* -1 = unlimited → 4004 beyond it */
+    bool client_events;                   /* client-* events allowed */
+    uint32_t client_event_rate;           /* per connection per second; 0 = unlimited */
+    size_t max_payload_bytes;             /* event data: REST 413, client event error */
+    uint32_t max_presence_members;        /* distinct users per presence channel */
+    size_t max_presence_user_bytes;       /* channel_data user object size */
+    bool subscription_count;              /* pusher_internal:subscription_count events */
+    uint32_t activity_timeout;            /* seconds, advertised in connection_established */
+    size_t max_channel_name_length;       /* 200 */
+    size_t max_event_name_length;         /* 200 */
+    uint32_t max_channels_per_event;      /* 100 */
+    uint32_t max_batch_events;            /* 10 */
+    uint32_t cache_ttl;                   /* seconds a cache channel keeps its last event */
+    bool user_authentication_required;    /* close with 4009 if not signed in within the timeout */
+    uint32_t user_authentication_timeout; /* seconds */
+} hk_app;
+
+typedef struct hk_config {
+    char *config_path;          /* NULL when no file was read */
+    char *host;                 /* "127.0.0.1" */
+    int port;                   /* 6001 */
+    char *data_dir;             /* "./data" */
+    char *path_prefix;          /* "" — prefix before /app/{key} and /apps/{id} */
+    uint32_t workers;           /* 0 = one per core */
+    int log_level;              /* enum log_level */
+    long max_connections;       /* whole server, -1 = as many as the fd limit allows */
+    size_t max_message_bytes;   /* largest WebSocket message accepted (default 65536) */
+    size_t max_output_bytes;    /* a slower reader is closed with 4100 (default 1 MiB) */
+    size_t max_request_bytes;   /* largest HTTP request body (default 1 MiB) */
+    uint32_t ping_interval_ms;  /* probe a connection silent for this long (45000) */
+    uint32_t pong_timeout_ms;   /* then close with 4201 after this long (30000) */
+    uint32_t shutdown_grace_ms; /* drain time on SIGTERM (3000) */
+    hk_app *apps;
+    size_t num_apps;
+} hk_config;
+
+enum config_result { CONFIG_OK = 0, CONFIG_EXIT = 1, CONFIG_ERROR = -1 };
+
+/* Fills cfg. Returns CONFIG_OK; CONFIG_EXIT after printing --help or
+ * --version to stdout (the caller exits 0); CONFIG_ERROR with the reason in
+ * err, e.g. "hark.json: apps[1].secret: must be a non-empty string". With
+ * no app configured anywhere, one default app (app-id/app-key/app-secret)
+ * is created. env is a NULL-terminated "NAME=value" array (pass environ). */
+int config_load(hk_config *cfg, int argc, char **argv, char **env, char *err, size_t err_cap);
+void config_free(hk_config *cfg);
+
+/* Prints the --help text. */
+void config_print_help(const char *argv0);
+
+/* Defaults for one app (all limits as documented; strings NULL). */
+void config_app_defaults(hk_app *app);
+
+const hk_app *config_find_app_by_key(const hk_config *cfg, const char *key, size_t len);
+const hk_app *config_find_app_by_id(const hk_config *cfg, const char *id, size_t len);
+
+#endif

@@ -1,0 +1,52 @@
+/* pusher_msg — decodes the JSON messages a client sends (spec §3.1) and
+ * encodes the frames the server sends (spec §3.2) with key order event,
+ * data, channel, user_id and no whitespace. */
+#ifndef HARK_PROTOCOL_PUSHER_MSG_H
+#define HARK_PROTOCOL_PUSHER_MSG_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/buf.h"
+
+typedef struct pusher_msg {
+    json_t *root;      /* owned; pusher_msg_free releases it */
+    const char *event; /* borrowed from root */
+    size_t event_len;
+    const char *channel; /* NULL when absent */
+    size_t channel_len;
+    json_t *data; /* borrowed; NULL when absent. For "pusher:*" events a
+                     string that parses as a JSON object is replaced by
+                     the object (spec §0 leniency). */
+} pusher_msg;
+
+/* Parses one text frame. Returns 0, or -1 with a reason in err (not JSON, not
+ * an object, missing/non-string "event", non-string "channel"). */
+int pusher_msg_decode(const char *text, size_t len, pusher_msg *out, char *err, size_t err_cap);
+void pusher_msg_free(pusher_msg *m);
+
+/* Helpers to read data fields of pusher:* events: the string value of key in
+ * the data object, or NULL (with *len = 0) when absent or not a string. */
+const char *pusher_msg_data_string(const pusher_msg *m, const char *key, size_t *len);
+
+/* --- encoding: append one complete JSON message to out ------------------- */
+
+/* {"event":E,"data":"<data as a JSON string>","channel":C}; channel may be
+ * NULL. data_str is the already-encoded inner JSON text (e.g. "{}"). */
+void pusher_encode_string_data(buf *out, const char *event, const char *channel,
+                               const char *data_str, size_t data_len);
+
+/* {"event":E,"data":<raw JSON>,"channel":C[,"user_id":U]}; data_json is
+ * copied verbatim (NULL → no data key); channel and user_id may be NULL. */
+void pusher_encode_raw_data(buf *out, const char *event, const char *channel, const char *data_json,
+                            size_t data_len, const char *user_id);
+
+/* {"event":"pusher:error","data":{"code":C,"message":M}}; code 0 → null. */
+void pusher_encode_error(buf *out, int code, const char *message);
+
+/* {"event":"pusher:subscription_error","channel":C,"data":{"type":T,"error":E,"status":S}} */
+void pusher_encode_subscription_error(buf *out, const char *channel, const char *type,
+                                      const char *error, int status);
+
+#endif
