@@ -5,7 +5,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { APPS, startHark, raw, rest, client, connected, subscribed, nextEvent, sleep, until } from './lib/harness.mjs';
+import { APPS, startHark, raw, rest, client, connected, subscribed, nextEvent, sleep, until, withTimeout } from './lib/harness.mjs';
 import { wsConnect, encodeFrame, OP, httpRaw, handshakeRequest } from './lib/rawtcp.mjs';
 
 const MAX_MESSAGE = 4096;
@@ -422,7 +422,7 @@ describe('robustness', () => {
                 case 3: { // half a handshake, then destroy
                     const s = net.connect({ host: server.host, port: server.port });
                     s.on('error', () => {});
-                    await new Promise((res) => s.on('connect', res));
+                    await new Promise((res, rej) => { s.on('connect', res); s.on('error', rej); });
                     s.write(handshakeRequest(server).text.slice(0, 60));
                     await sleep(1);
                     s.destroy();
@@ -439,7 +439,7 @@ describe('robustness', () => {
         async function worker() {
             while (next < TOTAL) {
                 const i = next++;
-                try { await cycle(i); } catch (e) { failures.push(`${i}: ${e.message}`); }
+                try { await withTimeout(cycle(i), `cycle ${i}`, 10000); } catch (e) { failures.push(`${i}: ${e.message}`); }
             }
         }
         // the watcher keeps receiving while the churn goes on
