@@ -9,11 +9,11 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv jansson libcrypto
+PKGS    := libuv jansson libcrypto libcurl
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -ljansson -lcrypto) -lpthread -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -ljansson -lcrypto -lcurl) -lpthread -lm
 
 SRCS     := $(sort $(shell find src -name '*.c' ! -path src/main.c))
 OBJS     := $(SRCS:%.c=$(BUILD)/obj/%.o)

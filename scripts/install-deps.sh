@@ -5,7 +5,7 @@
 #                                  sanitizers and libFuzzer, Node.js + npm)
 set -euo pipefail
 mode="${1:-run}"
-pkgs=(make gcc pkg-config libuv1-dev libjansson-dev libssl-dev)
+pkgs=(make gcc pkg-config libuv1-dev libjansson-dev libssl-dev libcurl4-openssl-dev)
 if [[ "$mode" == "test" ]]; then
     pkgs+=(libcmocka-dev clang libclang-rt-14-dev)
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
