@@ -48,6 +48,21 @@ const cfg_opt config_server_opts[] = {
         DAY_MS),
     SRV("shutdown_grace_ms", "HARK_SHUTDOWN_GRACE_MS", NULL, OPT_INT, ST_U32, shutdown_grace_ms, 0,
         DAY_MS),
+    SRV("webhook_grace_ms", "HARK_WEBHOOK_GRACE_MS", NULL, OPT_INT, ST_U32, webhook_grace_ms, 0,
+        DAY_MS),
+    SRV("webhook_batch_ms", "HARK_WEBHOOK_BATCH_MS", NULL, OPT_INT, ST_U32, webhook_batch_ms, 0,
+        DAY_MS),
+    SRV("webhook_batch_max", "HARK_WEBHOOK_BATCH_MAX", NULL, OPT_INT, ST_U32, webhook_batch_max, 1,
+        10000),
+    SRV("webhook_timeout_ms", "HARK_WEBHOOK_TIMEOUT_MS", NULL, OPT_INT, ST_U32, webhook_timeout_ms,
+        1, DAY_MS),
+    SRV("webhook_retries", "HARK_WEBHOOK_RETRIES", NULL, OPT_INT, ST_U32, webhook_retries, 0, 1000),
+    SRV("webhook_backoff_ms", "HARK_WEBHOOK_BACKOFF_MS", NULL, OPT_INT, ST_U32, webhook_backoff_ms,
+        1, DAY_MS),
+    SRV("webhook_backoff_max_ms", "HARK_WEBHOOK_BACKOFF_MAX_MS", NULL, OPT_INT, ST_U32,
+        webhook_backoff_max_ms, 1, DAY_MS),
+    SRV("webhook_max_queue", "HARK_WEBHOOK_MAX_QUEUE", NULL, OPT_INT, ST_U32, webhook_max_queue, 1,
+        I32MAX),
 };
 const size_t config_server_nopts = sizeof config_server_opts / sizeof config_server_opts[0];
 
@@ -291,6 +306,7 @@ hk_app *config_add_app(hk_config *cfg)
 
 void config_app_free(hk_app *app)
 {
+    config_webhooks_free(app);
     free(app->id);
     free(app->key);
     free(app->secret);
@@ -330,6 +346,14 @@ static void server_defaults(hk_config *cfg)
         .ping_interval_ms = 45000,
         .pong_timeout_ms = 30000,
         .shutdown_grace_ms = 3000,
+        .webhook_grace_ms = 3000,
+        .webhook_batch_ms = 50,
+        .webhook_batch_max = 100,
+        .webhook_timeout_ms = 5000,
+        .webhook_retries = 10,
+        .webhook_backoff_ms = 1000,
+        .webhook_backoff_max_ms = 60000,
+        .webhook_max_queue = 100000,
     };
 }
 
@@ -446,6 +470,14 @@ void config_print_help(const char *argv0)
            "  HARK_PING_INTERVAL_MS    ping a connection silent this long (default 45000)\n"
            "  HARK_PONG_TIMEOUT_MS     close it if nothing arrives within (default 30000)\n"
            "  HARK_SHUTDOWN_GRACE_MS   drain time on SIGTERM (default 3000)\n"
+           "  HARK_WEBHOOK_GRACE_MS    hold channel_vacated/member_removed (default 3000)\n"
+           "  HARK_WEBHOOK_BATCH_MS    collect webhook events this long (default 50)\n"
+           "  HARK_WEBHOOK_BATCH_MAX   events per webhook request (default 100)\n"
+           "  HARK_WEBHOOK_TIMEOUT_MS  one webhook request (default 5000)\n"
+           "  HARK_WEBHOOK_RETRIES     retries before dead-lettering (default 10)\n"
+           "  HARK_WEBHOOK_BACKOFF_MS  first retry delay, doubled each time (default 1000)\n"
+           "  HARK_WEBHOOK_BACKOFF_MAX_MS  longest retry delay (default 60000)\n"
+           "  HARK_WEBHOOK_MAX_QUEUE   undelivered webhook events kept (default 100000)\n"
            "\n"
            "Apps: with none configured anywhere, hark serves one default app,\n"
            "  id " DEFAULT_APP_ID ", key " DEFAULT_APP_KEY ", secret " DEFAULT_APP_SECRET "\n"

@@ -9,6 +9,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Webhook event types; bit i is enum webhook_kind i (webhook/webhook.h). */
+enum {
+    HK_WEBHOOK_CHANNEL_OCCUPIED = 1u << 0,
+    HK_WEBHOOK_CHANNEL_VACATED = 1u << 1,
+    HK_WEBHOOK_MEMBER_ADDED = 1u << 2,
+    HK_WEBHOOK_MEMBER_REMOVED = 1u << 3,
+    HK_WEBHOOK_CLIENT_EVENT = 1u << 4,
+    HK_WEBHOOK_CACHE_MISS = 1u << 5,
+    HK_WEBHOOK_SUBSCRIPTION_COUNT = 1u << 6,
+    HK_WEBHOOK_NUM_EVENTS = 7,
+    HK_WEBHOOK_ALL = (1u << 7) - 1,
+};
+
+/* The names used in event_types and in payloads, indexed by bit number. */
+extern const char *const hk_webhook_event_names[HK_WEBHOOK_NUM_EVENTS];
+
+/* One webhook target of an app (soketi's shape: url, event_types, filter,
+ * headers). */
+typedef struct hk_webhook {
+    char *url;            /* http:// or https:// */
+    uint32_t event_types; /* HK_WEBHOOK_* bits; all when the key is absent */
+    char *channel_prefix; /* filter.channel_name_starts_with, NULL = any */
+    char *channel_suffix; /* filter.channel_name_ends_with, NULL = any */
+    char **headers;       /* extra request headers, each "Name: value" */
+    size_t num_headers;
+} hk_webhook;
+
 typedef struct hk_app {
     char *id;
     char *key;
@@ -29,6 +56,8 @@ typedef struct hk_app {
     uint32_t cache_ttl;                   /* seconds a cache channel keeps its last event */
     bool user_authentication_required;    /* close with 4009 if not signed in within the timeout */
     uint32_t user_authentication_timeout; /* seconds */
+    hk_webhook *webhooks;                 /* apps[].webhooks, owned */
+    size_t num_webhooks;
 } hk_app;
 
 typedef struct hk_config {
@@ -46,6 +75,15 @@ typedef struct hk_config {
     uint32_t ping_interval_ms;  /* probe a connection silent for this long (45000) */
     uint32_t pong_timeout_ms;   /* then close with 4201 after this long (30000) */
     uint32_t shutdown_grace_ms; /* drain time on SIGTERM (3000) */
+    /* Webhook delivery, shared by every app's webhooks. */
+    uint32_t webhook_grace_ms;       /* hold channel_vacated/member_removed (3000) */
+    uint32_t webhook_batch_ms;       /* collect events this long per request (50) */
+    uint32_t webhook_batch_max;      /* events per request at most (100) */
+    uint32_t webhook_timeout_ms;     /* one request, connect to last byte (5000) */
+    uint32_t webhook_retries;        /* retries after the first attempt (10) */
+    uint32_t webhook_backoff_ms;     /* first retry delay, doubled each time (1000) */
+    uint32_t webhook_backoff_max_ms; /* longest retry delay (60000) */
+    uint32_t webhook_max_queue;      /* events held in memory before new ones are dropped */
     hk_app *apps;
     size_t num_apps;
 } hk_config;

@@ -70,6 +70,12 @@ int config_errf(char *err, size_t cap, const char *fmt, ...) __attribute__((form
  * (*what = "key"): *first < *second. Callers name the source. */
 bool config_find_duplicate(const hk_config *cfg, size_t *first, size_t *second, const char **what);
 
+/* config_webhook.c: apps[i].webhooks (where is "apps[i]."); frees app's
+ * webhooks. */
+int config_webhooks_load(hk_app *app, const json_t *list, const char *file, const char *where,
+                         char *err, size_t cap);
+void config_webhooks_free(hk_app *app);
+
 /* config_file.c: reads path into cfg (server keys and apps). */
 int config_file_load(hk_config *cfg, const char *path, char *err, size_t cap);
 

@@ -88,6 +88,8 @@ static void assert_default_app_limits(const hk_app *a)
     assert_int_equal(a->cache_ttl, 1800);
     assert_false(a->user_authentication_required);
     assert_int_equal(a->user_authentication_timeout, 30);
+    assert_null(a->webhooks);
+    assert_int_equal(a->num_webhooks, 0);
 }
 
 static void test_defaults(void **state)
@@ -111,6 +113,14 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.ping_interval_ms, 45000);
     assert_int_equal(cfg.pong_timeout_ms, 30000);
     assert_int_equal(cfg.shutdown_grace_ms, 3000);
+    assert_int_equal(cfg.webhook_grace_ms, 3000);
+    assert_int_equal(cfg.webhook_batch_ms, 50);
+    assert_int_equal(cfg.webhook_batch_max, 100);
+    assert_int_equal(cfg.webhook_timeout_ms, 5000);
+    assert_int_equal(cfg.webhook_retries, 10);
+    assert_int_equal(cfg.webhook_backoff_ms, 1000);
+    assert_int_equal(cfg.webhook_backoff_max_ms, 60000);
+    assert_int_equal(cfg.webhook_max_queue, 100000);
     assert_int_equal(cfg.num_apps, 1);
     assert_string_equal(cfg.apps[0].id, "app-id");
     assert_string_equal(cfg.apps[0].key, "app-key");
@@ -203,6 +213,68 @@ static void test_file_values(void **state)
     assert_default_app_limits(&cfg.apps[1]);
     config_free(&cfg);
     rm_file(path);
+}
+
+static const char webhooks_json[] =
+    "{\"webhook_grace_ms\": 0, \"webhook_batch_ms\": 10, \"webhook_batch_max\": 1,\n"
+    " \"webhook_timeout_ms\": 200, \"webhook_retries\": 0, \"webhook_backoff_ms\": 5,\n"
+    " \"webhook_backoff_max_ms\": 50, \"webhook_max_queue\": 7,\n"
+    " \"apps\": [{\"id\": \"1\", \"key\": \"k1\", \"secret\": \"s1\", \"webhooks\": [\n"
+    "   {\"url\": \"http://127.0.0.1:9/hook\"},\n"
+    "   {\"url\": \"HTTPS://example.com/a?b=c\", \"event_types\": [\"member_added\",\n"
+    "    \"member_removed\", \"member_added\"],\n"
+    "    \"filter\": {\"channel_name_starts_with\": \"presence-\",\n"
+    "               \"channel_name_ends_with\": \"-room\"},\n"
+    "    \"headers\": {\"Authorization\": \"Bearer t\", \"X-Empty\": \"\"}},\n"
+    "   {\"url\": \"http://h\", \"filter\": {\"channel_name_starts_with\": \"\"}}]},\n"
+    "  {\"id\": \"2\", \"key\": \"k2\", \"secret\": \"s2\", \"webhooks\": []}]}\n";
+
+static void test_webhooks_file_values(void **state)
+{
+    (void)state;
+    hk_config cfg;
+    char err[ERR_CAP], *path;
+    assert_int_equal(load_json(&cfg, webhooks_json, &path, err), CONFIG_OK);
+    assert_int_equal(cfg.webhook_grace_ms, 0);
+    assert_int_equal(cfg.webhook_batch_ms, 10);
+    assert_int_equal(cfg.webhook_batch_max, 1);
+    assert_int_equal(cfg.webhook_timeout_ms, 200);
+    assert_int_equal(cfg.webhook_retries, 0);
+    assert_int_equal(cfg.webhook_backoff_ms, 5);
+    assert_int_equal(cfg.webhook_backoff_max_ms, 50);
+    assert_int_equal(cfg.webhook_max_queue, 7);
+    const hk_app *a = &cfg.apps[0];
+    assert_int_equal(a->num_webhooks, 3);
+    assert_string_equal(a->webhooks[0].url, "http://127.0.0.1:9/hook");
+    assert_int_equal(a->webhooks[0].event_types, HK_WEBHOOK_ALL);
+    assert_null(a->webhooks[0].channel_prefix);
+    assert_null(a->webhooks[0].channel_suffix);
+    assert_int_equal(a->webhooks[0].num_headers, 0);
+    assert_string_equal(a->webhooks[1].url, "HTTPS://example.com/a?b=c");
+    assert_int_equal(a->webhooks[1].event_types,
+                     HK_WEBHOOK_MEMBER_ADDED | HK_WEBHOOK_MEMBER_REMOVED);
+    assert_string_equal(a->webhooks[1].channel_prefix, "presence-");
+    assert_string_equal(a->webhooks[1].channel_suffix, "-room");
+    assert_int_equal(a->webhooks[1].num_headers, 2);
+    assert_string_equal(a->webhooks[1].headers[0], "Authorization: Bearer t");
+    assert_string_equal(a->webhooks[1].headers[1], "X-Empty: ");
+    assert_null(a->webhooks[2].channel_prefix); /* "" is no filter */
+    assert_int_equal(cfg.apps[1].num_webhooks, 0);
+    assert_null(cfg.apps[1].webhooks);
+    assert_string_equal(hk_webhook_event_names[4], "client_event");
+    config_free(&cfg);
+    rm_file(path);
+
+    /* Server-level webhook settings come from the environment too. */
+    char *env[] = {"HARK_WEBHOOK_GRACE_MS=250", "HARK_WEBHOOK_RETRIES=3", NULL};
+    char *argv[] = {"hark", NULL};
+    assert_int_equal(load(&cfg, argv, env, err), CONFIG_OK);
+    assert_int_equal(cfg.webhook_grace_ms, 250);
+    assert_int_equal(cfg.webhook_retries, 3);
+    config_free(&cfg);
+    char *bad[] = {"HARK_WEBHOOK_BATCH_MAX=0", NULL};
+    assert_int_equal(load(&cfg, argv, bad, err), CONFIG_ERROR);
+    assert_string_equal(err, "HARK_WEBHOOK_BATCH_MAX: must be an integer 1-10000");
 }
 
 static void test_empty_file_and_empty_apps_get_default_app(void **state)
@@ -429,6 +501,55 @@ static const struct {
      "\"y\", \"secret\": \"s\"}]}",
      "apps[0].id: duplicate id 'a' (also apps[1])"},
     {"{\"apps\": {}}", "apps: must be an array of app objects"},
+    {"{\"webhook_batch_max\": 0}", "webhook_batch_max: must be an integer 1-10000"},
+    {"{\"webhook_retries\": -1}", "webhook_retries: must be an integer 0-1000"},
+    {"{\"webhook_grace_ms\": \"3s\"}", "webhook_grace_ms: must be an integer 0-86400000"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": {}}]}",
+     "apps[0].webhooks: must be an array of webhook objects"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": [1]}]}",
+     "apps[0].webhooks[0]: must be an object"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": [{}]}]}",
+     "apps[0].webhooks[0].url: must be an http:// or https:// URL"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/\"}, {\"url\": \"ftp://h/\"}]}]}",
+     "apps[0].webhooks[1].url: must be an http:// or https:// URL"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http:///x\"}]}]}",
+     "apps[0].webhooks[0].url: must be an http:// or https:// URL"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/ x\"}]}]}",
+     "apps[0].webhooks[0].url: must be an http:// or https:// URL"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/\", \"event_types\": []}]}]}",
+     "apps[0].webhooks[0].event_types: must be a non-empty array of channel_occupied, "
+     "channel_vacated, member_added, member_removed, client_event, cache_miss, "
+     "subscription_count"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/\", \"event_types\": [\"member_added\", \"member_joined\"]}]}]}",
+     "apps[0].webhooks[0].event_types[1]: must be one of channel_occupied, "
+     "channel_vacated, member_added, member_removed, client_event, cache_miss, "
+     "subscription_count"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/\", \"filter\": {\"channel_name_starts_with\": 1}}]}]}",
+     "apps[0].webhooks[0].filter.channel_name_starts_with: must be a string"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/\", \"filter\": {\"prefix\": \"x\"}}]}]}",
+     "apps[0].webhooks[0].filter.prefix: unknown key"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/\", \"filter\": []}]}]}",
+     "apps[0].webhooks[0].filter: must be an object"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/\", \"headers\": {\"X-Pusher-Signature\": \"x\"}}]}]}",
+     "apps[0].webhooks[0].headers.X-Pusher-Signature: is set by hark"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/\", \"headers\": {\"X-A\": \"1\\r\\nX-B: 2\"}}]}]}",
+     "apps[0].webhooks[0].headers.X-A: must be a string without control characters"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/\", \"headers\": {\"X A\": \"1\"}}]}]}",
+     "apps[0].webhooks[0].headers.X A: not a valid header name"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
+     "[{\"url\": \"http://h/\", \"lambda\": {}}]}]}",
+     "apps[0].webhooks[0].lambda: unknown key"},
     {"{\"apps\": [1]}", "apps[0]: must be an object"},
     {"[]", "top level: must be a JSON object"},
 };
@@ -641,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_app_defaults),
         cmocka_unit_test(test_file_values),
+        cmocka_unit_test(test_webhooks_file_values),
         cmocka_unit_test(test_empty_file_and_empty_apps_get_default_app),
         cmocka_unit_test(test_hark_config_env),
         cmocka_unit_test(test_env_over_file),
