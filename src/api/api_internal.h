@@ -1,0 +1,49 @@
+/* api_internal — what the HTTP API handlers share. */
+#ifndef HARK_API_API_INTERNAL_H
+#define HARK_API_API_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hub/hub.h"
+#include "net/conn.h"
+#include "net/http_parser.h"
+
+/* A signed request for one app, after routing. */
+typedef struct api_request {
+    conn *c;
+    const http_request *http;
+    const hk_app *app;
+    hub_app *hub;
+    const char *body;
+    size_t body_len;
+} api_request;
+
+void api_events(api_request *r);
+void api_batch_events(api_request *r);
+void api_channels(api_request *r);
+void api_channel(api_request *r, const char *name, size_t len);
+void api_channel_users(api_request *r, const char *name, size_t len);
+void api_terminate_user(api_request *r, const char *user_id, size_t len);
+
+/* Helpers. */
+void api_reply_json(api_request *r, const buf *body);
+void api_error(api_request *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Parses the body as a JSON object; answers 400 and returns NULL otherwise. */
+json_t *api_parse_body(api_request *r);
+
+/* The "info" attributes asked for. */
+typedef struct api_info {
+    bool user_count;
+    bool subscription_count;
+    bool cache;
+    bool unknown;
+} api_info;
+api_info api_parse_info(const char *s, size_t len);
+/* Appends "user_count":N,"subscription_count":N (as asked) for a channel
+ * that may be NULL (unoccupied); returns whether anything was written. */
+bool api_write_counts(buf *out, const hub_channel *ch, api_info info, bool presence);
+
+#endif

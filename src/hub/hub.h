@@ -1,0 +1,167 @@
+/* hub — channels, subscriptions, presence members, cache channels and
+ * signed-in users of every app. The subscription core.
+ *
+ * The hub knows nothing of WebSocket: it talks to a subscriber through two
+ * operations (queue a frame, close with a code), so a WebSocket connection,
+ * an HTTP stream or a remote node can all subscribe. Fan-out queues a
+ * reference to one shared frame per subscriber; nothing is allocated or
+ * encoded per subscriber.
+ *
+ * One hub belongs to one event-loop thread; none of these functions lock. */
+#ifndef HARK_HUB_HUB_H
+#define HARK_HUB_HUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "hub/frame.h"
+#include "protocol/channel_name.h"
+#include "util/strmap.h"
+#include "webhook/webhook.h"
+
+typedef struct hub hub;
+typedef struct hub_app hub_app;
+typedef struct hub_channel hub_channel;
+typedef struct hub_member hub_member;
+typedef struct hub_user hub_user;
+typedef struct subscriber subscriber;
+
+typedef struct subscriber_ops {
+    /* Queue f for sending; the callee takes its own reference. */
+    void (*send)(subscriber *s, frame *f);
+    /* Send pusher:error {code, message} and close with code (asynchronously:
+     * the subscriber stays attached until its owner detaches it). */
+    void (*close)(subscriber *s, int code, const char *message);
+} subscriber_ops;
+
+/* One of a subscriber's subscriptions; pos is its index in the channel. */
+typedef struct sub_slot {
+    hub_channel *channel;
+    uint32_t pos;
+    hub_member *member; /* presence channels */
+} sub_slot;
+
+struct subscriber {
+    const subscriber_ops *ops;
+    hub_app *app;
+    sub_slot *slots;
+    uint32_t num_slots, slots_cap;
+    hub_user *user; /* signed in as */
+    hub_user **watching;
+    uint32_t num_watching;
+    uint8_t socket_id_len;
+    char socket_id[31];
+};
+
+/* A channel's subscriber; slot is the index in subscriber->slots. */
+typedef struct channel_sub {
+    subscriber *sub;
+    uint32_t slot;
+} channel_sub;
+
+struct hub_member {
+    uint32_t conns; /* this user's subscriptions to the channel */
+    uint32_t id_len;
+    char *info; /* user_info as compact JSON text ("null" when absent) */
+    size_t info_len;
+    char id[];
+};
+
+struct hub_channel {
+    hub_app *app;
+    channel_kind kind;
+    uint32_t name_len;
+    channel_sub *subs;
+    uint32_t num_subs, subs_cap;
+    strmap members; /* presence: user id → hub_member */
+    frame *cached;  /* cache channels: last event as sent */
+    uint64_t cached_until_ms;
+    char name[];
+};
+
+struct hub_user {
+    subscriber **conns; /* connections signed in as this user */
+    uint32_t num_conns, conns_cap;
+    subscriber **watchers; /* connections whose watchlist has this user */
+    uint32_t num_watchers, watchers_cap;
+    uint32_t id_len;
+    char id[];
+};
+
+typedef void (*hub_webhook_fn)(void *ctx, const hk_app *app, const webhook_event *ev);
+
+struct hub_app {
+    const hk_app *cfg;
+    hub *hub;
+    strmap channels; /* name → hub_channel */
+    strmap users;    /* id → hub_user (signed in, or watched) */
+    strmap sockets;  /* socket id → subscriber */
+    long connections;
+};
+
+struct hub {
+    const hk_config *cfg;
+    hub_app *apps; /* index-aligned with cfg->apps */
+    size_t num_apps;
+    uint32_t node_id; /* first part of socket ids */
+    hub_webhook_fn webhook;
+    void *webhook_ctx;
+};
+
+hub *hub_new(const hk_config *cfg, uint32_t node_id, hub_webhook_fn webhook, void *webhook_ctx);
+void hub_free(hub *h);
+hub_app *hub_app_of(hub *h, const hk_app *app);
+uint64_t hub_now_ms(void);
+
+/* Attaches a new subscriber to an app and gives it a unique socket id. */
+void hub_attach(hub_app *app, subscriber *s, const subscriber_ops *ops);
+/* Unsubscribes everything, signs out, forgets the socket id. */
+void hub_detach(subscriber *s);
+subscriber *hub_find_socket(hub_app *app, const char *socket_id, size_t len);
+
+typedef struct hub_presence_join {
+    const char *user_id;
+    size_t user_id_len;
+    const char *user_info; /* compact JSON text */
+    size_t user_info_len;
+} hub_presence_join;
+
+enum hub_subscribe_result {
+    HUB_SUBSCRIBED = 0,
+    HUB_ALREADY_SUBSCRIBED, /* subscription_succeeded is sent again */
+    HUB_MEMBER_LIMIT,       /* presence channel is full */
+};
+
+/* Subscribes (name already validated and authorized) and sends what follows:
+ * subscription_succeeded, the cached event or cache_miss, member_added to the
+ * others, subscription_count. join is required for presence channels. */
+enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t len,
+                                        channel_kind kind, const hub_presence_join *join);
+/* Returns false when s was not subscribed. */
+bool hub_unsubscribe(subscriber *s, const char *name, size_t len);
+/* The subscription of s to name, or NULL. */
+sub_slot *hub_subscription(subscriber *s, const char *name, size_t len);
+
+hub_channel *hub_channel_find(hub_app *app, const char *name, size_t len);
+/* Queues f for every subscriber of the channel except `except` (may be
+ * NULL), remembering it on cache channels. "#server-to-user-<id>" reaches
+ * every connection signed in as <id>. */
+void hub_publish(hub_app *app, const char *name, size_t len, frame *f, const subscriber *except);
+/* A client event from s on its subscribed channel (reported to webhooks). */
+void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event, const char *data,
+                      size_t data_len);
+
+/* Signs s in as user_id, watching the given ids; sends the watchlist's
+ * current online state. Returns false if s is signed in as another user. */
+bool hub_signin(subscriber *s, const char *user_id, size_t len, const char *const *watch_ids,
+                const size_t *watch_lens, size_t num_watch);
+hub_user *hub_user_find(hub_app *app, const char *id, size_t len);
+/* Closes every connection signed in as user_id with 4009. Returns how many. */
+size_t hub_terminate_user(hub_app *app, const char *id, size_t len);
+
+/* Frees vacant channels whose cached event has expired. */
+void hub_sweep(hub *h);
+
+#endif

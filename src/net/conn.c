@@ -1,0 +1,463 @@
+#include "net/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "api/router.h"
+#include "net/http_parser.h"
+#include "net/http_response.h"
+#include "net/worker.h"
+#include "net/ws_frame.h"
+#include "net/ws_handshake.h"
+#include "protocol/pusher_msg.h"
+#include "session/session.h"
+#include "util/log.h"
+
+#define CLOSE_LINGER_MS 2000 /* how long a closing connection may take to drain */
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+/* ---- output queue ------------------------------------------------------------ */
+
+static void outq_push(conn *c, frame *f)
+{
+    outq *q = &c->out;
+    if (q->count == q->cap) {
+        uint32_t new_cap = q->cap ? q->cap * 2 : 8;
+        frame **items = malloc(new_cap * sizeof(*items));
+        if (!items)
+            abort();
+        for (uint32_t i = 0; i < q->count; i++)
+            items[i] = q->items[(q->head + i) % q->cap];
+        free(q->items);
+        q->items = items;
+        q->cap = new_cap;
+        q->head = 0;
+    }
+    q->items[(q->head + q->count) % q->cap] = frame_ref(f);
+    q->count++;
+    q->bytes += f->len;
+    worker_mark_dirty(c->w, c);
+}
+
+static void outq_pop(outq *q)
+{
+    frame_unref(q->items[q->head]);
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    q->head_off = 0;
+}
+
+/* Drops queued frames but the one partly written (cutting it would corrupt
+ * the stream). */
+static void outq_drop_unsent(outq *q)
+{
+    uint32_t keep = q->head_off > 0 ? 1 : 0;
+    while (q->count > keep) {
+        uint32_t last = (q->head + q->count - 1) % q->cap;
+        q->bytes -= q->items[last]->len;
+        frame_unref(q->items[last]);
+        q->count--;
+    }
+}
+
+static void outq_free(outq *q)
+{
+    while (q->count > 0)
+        outq_pop(q);
+    free(q->items);
+    memset(q, 0, sizeof(*q));
+}
+
+void conn_send(conn *c, frame *f)
+{
+    if (c->state != CONN_WS && c->state != CONN_HTTP)
+        return;
+    if (c->state == CONN_WS && c->out.bytes + f->len > c->w->cfg->max_output_bytes) {
+        c->w->stats.slow_consumers_closed++;
+        log_debug("closing slow consumer %s: %zu bytes unsent", c->sub.socket_id, c->out.bytes);
+        outq_drop_unsent(&c->out);
+        conn_close_ws(c, 4100, "Slow consumer: too much unsent data");
+        return;
+    }
+    outq_push(c, f);
+}
+
+void conn_send_text(conn *c, const char *payload, size_t len)
+{
+    frame *f = frame_ws_text(payload, len);
+    conn_send(c, f);
+    frame_unref(f);
+}
+
+void conn_send_raw(conn *c, const void *bytes, size_t len)
+{
+    frame *f = frame_raw(bytes, len);
+    conn_send(c, f);
+    frame_unref(f);
+}
+
+static void enter_closing(conn *c)
+{
+    c->state = CONN_CLOSING;
+    c->close_deadline_ms = uv_now(&c->w->loop) + CLOSE_LINGER_MS;
+    worker_mark_dirty(c->w, c); /* the flush half-closes once the queue is empty */
+}
+
+void conn_close_ws(conn *c, int code, const char *message)
+{
+    if (c->state != CONN_WS)
+        return;
+    if (message) {
+        buf b;
+        buf_init(&b);
+        pusher_encode_error(&b, code, message);
+        frame *f = frame_ws_text(b.data, b.len);
+        outq_push(c, f);
+        frame_unref(f);
+        buf_free(&b);
+    }
+    uint8_t close_frame[WS_SERVER_HEADER_MAX + 125];
+    size_t n = ws_frame_encode_close(close_frame, (uint16_t)code, message ? message : "");
+    frame *f = frame_raw(close_frame, n);
+    outq_push(c, f);
+    frame_unref(f);
+    enter_closing(c);
+}
+
+void conn_close_after_flush(conn *c)
+{
+    if (c->state == CONN_HTTP)
+        enter_closing(c);
+}
+
+/* ---- teardown -------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    conn *c = h->data;
+    free(c);
+}
+
+void conn_destroy(conn *c)
+{
+    if (c->state == CONN_DEAD)
+        return;
+    worker *w = c->w;
+    c->state = CONN_DEAD;
+    if (c->attached) {
+        hub_detach(&c->sub);
+        c->attached = false;
+    }
+    ws_reader_free(&c->reader);
+    free(c->session.user_info);
+    c->session.user_info = NULL;
+    buf_free(&c->http_in);
+    outq_free(&c->out);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->num_conns--;
+    uv_poll_stop(&c->poll);
+    close(c->fd);
+    c->fd = -1;
+    /* freed by libuv's close callback, after this iteration's flush pass
+     * (which skips dead connections still on the dirty list) */
+    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+static void set_poll_events(conn *c, bool want_out)
+{
+    if (c->polling_out == want_out)
+        return;
+    c->polling_out = want_out;
+    uv_poll_start(&c->poll, UV_READABLE | (want_out ? UV_WRITABLE : 0), on_poll);
+}
+
+void conn_flush(conn *c)
+{
+    outq *q = &c->out;
+    while (q->count > 0) {
+        struct iovec iov[64];
+        int n = 0;
+        size_t total = 0;
+        for (uint32_t i = 0; i < q->count && n < 64; i++) {
+            frame *f = q->items[(q->head + i) % q->cap];
+            size_t off = i == 0 ? q->head_off : 0;
+            iov[n].iov_base = f->data + off;
+            iov[n].iov_len = f->len - off;
+            total += iov[n].iov_len;
+            n++;
+        }
+        ssize_t wr = writev(c->fd, iov, n);
+        if (wr < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                set_poll_events(c, true);
+                return;
+            }
+            conn_destroy(c); /* reset by peer, broken pipe */
+            return;
+        }
+        c->w->stats.frames_out += (uint64_t)n;
+        q->bytes -= (size_t)wr;
+        size_t left = (size_t)wr;
+        while (left > 0) {
+            frame *f = q->items[q->head];
+            size_t rest = f->len - q->head_off;
+            if (left >= rest) {
+                left -= rest;
+                outq_pop(q);
+            } else {
+                q->head_off += (uint32_t)left;
+                left = 0;
+            }
+        }
+        if ((size_t)wr < total) {
+            set_poll_events(c, true);
+            return;
+        }
+    }
+    set_poll_events(c, false);
+    if (q->cap > 8) { /* a burst grew the ring: give the memory back */
+        free(q->items);
+        q->items = NULL;
+        q->cap = 0;
+        q->head = 0;
+    }
+    if (c->state == CONN_CLOSING && !c->shut_wr) {
+        shutdown(c->fd, SHUT_WR);
+        c->shut_wr = true;
+    }
+}
+
+/* ---- WebSocket input ---------------------------------------------------------- */
+
+static bool on_ws_message(void *ctx, uint8_t opcode, uint8_t *data, size_t len)
+{
+    conn *c = ctx;
+    c->w->stats.messages_in++;
+    session_on_message(c, opcode, (char *)data, len);
+    return c->state == CONN_WS;
+}
+
+static bool on_ws_control(void *ctx, uint8_t opcode, uint8_t *data, size_t len)
+{
+    conn *c = ctx;
+    if (opcode == WS_OP_PING) {
+        uint8_t out[WS_SERVER_HEADER_MAX + 125];
+        size_t h = ws_frame_encode_header(out, WS_OP_PONG, true, len);
+        memcpy(out + h, data, len);
+        conn_send_raw(c, out, h + len);
+        return true;
+    }
+    if (opcode == WS_OP_CLOSE) {
+        /* echo the peer's code (RFC 6455 §5.5.1), then wait for its EOF */
+        uint16_t code = len >= 2 ? (uint16_t)((data[0] << 8) | data[1]) : WS_CLOSE_NORMAL;
+        uint8_t out[WS_SERVER_HEADER_MAX + 125];
+        size_t n = ws_frame_encode_close(out, code, "");
+        conn_send_raw(c, out, n);
+        enter_closing(c);
+        return false;
+    }
+    return true; /* pong: liveness is tracked on every read */
+}
+
+static const ws_reader_callbacks ws_callbacks = {on_ws_message, on_ws_control};
+
+static void feed_ws(conn *c, char *data, size_t len)
+{
+    int rc = ws_reader_feed(&c->reader, (uint8_t *)data, len, c->w->cfg->max_message_bytes,
+                            &ws_callbacks, c);
+    if (rc > 1) {
+        const char *why = rc == WS_CLOSE_TOO_BIG           ? "Message too big"
+                          : rc == WS_CLOSE_INVALID_PAYLOAD ? "Invalid UTF-8"
+                                                           : "Protocol error";
+        uint8_t out[WS_SERVER_HEADER_MAX + 125];
+        size_t n = ws_frame_encode_close(out, (uint16_t)rc, why);
+        conn_send_raw(c, out, n);
+        enter_closing(c);
+    }
+}
+
+/* ---- HTTP input ------------------------------------------------------------------- */
+
+static void http_fail(conn *c, int status, const char *message)
+{
+    c->http_close = true;
+    http_respond_error(c, status, message);
+    conn_close_after_flush(c);
+}
+
+static void handle_request(conn *c, const http_request *req, const char *body, size_t body_len)
+{
+    c->w->stats.http_requests++;
+    if (req->upgrade_websocket || http_request_header(req, "sec-websocket-key")) {
+        char accept[WS_ACCEPT_LEN + 1];
+        int status = ws_handshake_check(req, accept);
+        if (status != 0) {
+            c->http_close = true;
+            http_respond(c, status, "text/plain", "Invalid WebSocket handshake\n", 28,
+                         status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+            conn_close_after_flush(c);
+            return;
+        }
+        char head[160];
+        int n = snprintf(head, sizeof(head),
+                         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                         accept);
+        conn_send_raw(c, head, (size_t)n);
+        c->state = CONN_WS;
+        session_open(c, req);
+        return;
+    }
+    c->http_close = !req->keep_alive || c->w->draining;
+    api_handle(c, req, body, body_len);
+    if (c->http_close)
+        conn_close_after_flush(c);
+}
+
+static void feed_http(conn *c, char *data, size_t len)
+{
+    char *p = data;
+    size_t avail = len;
+    if (c->http_in.len > 0) {
+        buf_append(&c->http_in, data, len);
+        p = c->http_in.data;
+        avail = c->http_in.len;
+    }
+    while (avail > 0 && c->state == CONN_HTTP) {
+        http_request req;
+        int r = http_request_parse(p, avail, &req);
+        if (r == HTTP_PARSE_INCOMPLETE)
+            break;
+        if (r < 0) {
+            if (r == HTTP_PARSE_TOO_LARGE)
+                http_fail(c, 431, "Request header fields too large");
+            else if (r == HTTP_PARSE_BAD_VERSION)
+                http_fail(c, 505, "HTTP version not supported");
+            else
+                http_fail(c, 400, "Malformed HTTP request");
+            break;
+        }
+        if (req.chunked) {
+            http_fail(c, 411, "Chunked request bodies are not supported; send Content-Length");
+            break;
+        }
+        if (req.content_length > c->w->cfg->max_request_bytes) {
+            http_fail(c, 413, "Request body too large");
+            break;
+        }
+        size_t total = (size_t)r + (size_t)req.content_length;
+        if (avail < total)
+            break;
+        handle_request(c, &req, p + r, (size_t)req.content_length);
+        p += total;
+        avail -= total;
+        if (c->state == CONN_WS) {
+            if (avail > 0) /* the client sent frames right behind its handshake */
+                feed_ws(c, p, avail);
+            avail = 0;
+        }
+    }
+    if (c->state != CONN_HTTP)
+        avail = 0;
+    if (avail == 0) {
+        buf_free(&c->http_in);
+    } else if (c->http_in.len > 0) {
+        memmove(c->http_in.data, p, avail);
+        c->http_in.len = avail;
+    } else {
+        buf_append(&c->http_in, p, avail);
+    }
+}
+
+/* ---- reading ---------------------------------------------------------------------- */
+
+static void on_readable(conn *c)
+{
+    worker *w = c->w;
+    for (int round = 0; round < 4; round++) {
+        ssize_t n = recv(c->fd, w->read_buf, WORKER_READ_BUF, 0);
+        if (n > 0) {
+            c->last_recv_ms = uv_now(&w->loop);
+            c->ping_sent_ms = 0;
+            if (c->state == CONN_HTTP)
+                feed_http(c, (char *)w->read_buf, (size_t)n);
+            else if (c->state == CONN_WS)
+                feed_ws(c, (char *)w->read_buf, (size_t)n);
+            /* CONN_CLOSING: discard until the peer's EOF */
+            if (c->state == CONN_DEAD || (size_t)n < WORKER_READ_BUF)
+                return;
+            continue;
+        }
+        if (n == 0) {
+            conn_destroy(c);
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            conn_destroy(c);
+        return;
+    }
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+    conn *c = handle->data;
+    if (c->state == CONN_DEAD)
+        return;
+    if (status < 0) {
+        conn_destroy(c);
+        return;
+    }
+    if (events & UV_WRITABLE) {
+        conn_flush(c);
+        if (c->state == CONN_DEAD)
+            return;
+    }
+    if (events & (UV_READABLE | UV_DISCONNECT))
+        on_readable(c);
+}
+
+conn *conn_accept(worker *w, int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        abort();
+    c->w = w;
+    c->fd = fd;
+    c->state = CONN_HTTP;
+    c->last_recv_ms = uv_now(&w->loop);
+    buf_init(&c->http_in);
+    if (uv_poll_init_socket(&w->loop, &c->poll, fd) != 0) {
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    c->poll.data = c;
+    uv_poll_start(&c->poll, UV_READABLE, on_poll);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->num_conns++;
+    w->stats.connections_total++;
+    return c;
+}

@@ -1,0 +1,87 @@
+/* conn — one client TCP connection: reading, the output queue, closing.
+ *
+ * A connection starts as HTTP. A request is answered by the HTTP API, or, if
+ * it is a WebSocket upgrade, the connection becomes a Pusher session. There
+ * is no per-connection read buffer: bytes are read into the worker's shared
+ * buffer and only an incomplete frame or request is kept.
+ *
+ * Output is a queue of shared frames (see hub/frame.h). Queued connections
+ * are written once per loop iteration with writev, so many events for one
+ * connection cost one system call. A connection with more than
+ * max_output_bytes unsent is a slow consumer: closed with 4100 and counted. */
+#ifndef HARK_NET_CONN_H
+#define HARK_NET_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "hub/hub.h"
+#include "net/ws_reader.h"
+#include "util/buf.h"
+
+typedef struct worker worker;
+
+enum conn_state {
+    CONN_HTTP = 0, /* reading HTTP requests */
+    CONN_WS,       /* WebSocket open */
+    CONN_CLOSING,  /* last bytes queued; then half-close and wait for the peer's EOF */
+    CONN_DEAD,     /* torn down, waiting for libuv to release the handle */
+};
+
+typedef struct outq {
+    frame **items; /* ring */
+    uint32_t head, count, cap;
+    uint32_t head_off; /* bytes of items[head] already written */
+    size_t bytes;      /* unsent bytes */
+} outq;
+
+/* Per-connection Pusher state (session/). */
+typedef struct session_state {
+    uint64_t rate_window_ms; /* start of the current client-event second */
+    uint32_t rate_count;
+    uint64_t auth_deadline_ms; /* user_authentication_required: 0 = satisfied */
+    char *user_info;           /* signed-in user's user_info JSON, for presence */
+} session_state;
+
+typedef struct conn {
+    subscriber sub; /* the hub's view; attached once the app is known */
+    uv_poll_t poll;
+    worker *w;
+    struct conn *prev, *next; /* the worker's list, for the keep-alive sweep */
+    struct conn *next_dirty;
+    int fd;
+    uint8_t state;
+    bool attached; /* sub is attached to a hub app */
+    bool dirty;    /* on the worker's flush list */
+    bool polling_out;
+    bool shut_wr;    /* FIN sent; reading until the peer's EOF */
+    bool http_close; /* close after this HTTP response */
+    uint64_t last_recv_ms;
+    uint64_t ping_sent_ms; /* 0 = no ping outstanding */
+    uint64_t close_deadline_ms;
+    ws_reader reader;
+    buf http_in; /* an incomplete HTTP request, empty otherwise */
+    outq out;
+    session_state session;
+} conn;
+
+/* Queues f (takes its own reference). No-op once the connection is closing. */
+void conn_send(conn *c, frame *f);
+/* Queues a WebSocket text frame with this payload (copied). */
+void conn_send_text(conn *c, const char *payload, size_t len);
+/* Queues raw bytes (an HTTP response). */
+void conn_send_raw(conn *c, const void *bytes, size_t len);
+/* WebSocket close: {"event":"pusher:error",...} when message is not NULL,
+ * then a close frame with code; the connection stops reading messages. */
+void conn_close_ws(conn *c, int code, const char *message);
+/* Ends an HTTP exchange: queue the response then half-close. */
+void conn_close_after_flush(conn *c);
+/* Tears the connection down now (socket closed, hub detached). */
+void conn_destroy(conn *c);
+
+/* Worker internals. */
+conn *conn_accept(worker *w, int fd);
+void conn_flush(conn *c);
+
+#endif

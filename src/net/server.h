@@ -1,0 +1,27 @@
+/* server — binds the listener, runs the workers, drains on SIGTERM. */
+#ifndef HARK_NET_SERVER_H
+#define HARK_NET_SERVER_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "net/worker.h"
+#include "webhook/webhook.h"
+
+typedef struct server {
+    const hk_config *cfg;
+    webhooks *webhooks;
+    worker *workers;
+    uint32_t num_workers;
+    long max_connections; /* effective server-wide cap */
+    volatile bool draining;
+} server;
+
+/* Binds and serves until SIGTERM/SIGINT, then drains. Returns the exit code. */
+int server_run(const hk_config *cfg, webhooks *wh);
+
+/* Total connections across workers and whether the server is draining
+ * (read by the HTTP API's /ready and the connection checks). */
+long server_connections(const server *s);
+
+#endif

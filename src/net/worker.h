@@ -1,0 +1,51 @@
+/* worker — one event loop thread: its listener, its connections, its hub.
+ *
+ * Connections are owned by the worker that accepted them (shared nothing);
+ * every loop iteration ends by flushing the connections that got output. */
+#ifndef HARK_NET_WORKER_H
+#define HARK_NET_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+#include "hub/hub.h"
+
+typedef struct conn conn;
+typedef struct server server;
+
+#define WORKER_READ_BUF (256 * 1024)
+
+typedef struct worker_stats {
+    uint64_t connections_total;
+    uint64_t slow_consumers_closed;
+    uint64_t pong_timeouts;
+    uint64_t messages_in;
+    uint64_t frames_out;
+    uint64_t http_requests;
+} worker_stats;
+
+typedef struct worker {
+    uv_loop_t loop;
+    uv_poll_t listener;
+    uv_check_t flush_check;
+    uv_timer_t sweep_timer;
+    uv_async_t wakeup;
+    int listen_fd;
+    uint32_t id;
+    server *srv;
+    const hk_config *cfg;
+    hub *hub;
+    conn *conns; /* all live connections */
+    long num_conns;
+    conn *dirty; /* connections with output to flush */
+    uint8_t *read_buf;
+    bool draining;
+    uint64_t drain_deadline_ms;
+    worker_stats stats;
+} worker;
+
+void worker_mark_dirty(worker *w, conn *c);
+
+#endif

@@ -1,0 +1,65 @@
+#include "ops/health.h"
+
+#include <string.h>
+
+#include "net/http_response.h"
+#include "net/server.h"
+#include "net/worker.h"
+#include "util/buf.h"
+
+static bool path_is(const char *path, size_t len, const char *want)
+{
+    return len == strlen(want) && memcmp(path, want, len) == 0;
+}
+
+static void metrics(conn *c)
+{
+    worker *w = c->w;
+    buf b;
+    buf_init(&b);
+    buf_printf(&b, "# TYPE hark_connections gauge\nhark_connections %ld\n",
+               server_connections(w->srv));
+    buf_printf(&b, "# TYPE hark_connections_total counter\nhark_connections_total %llu\n",
+               (unsigned long long)w->stats.connections_total);
+    buf_printf(&b,
+               "# TYPE hark_slow_consumers_closed_total counter\n"
+               "hark_slow_consumers_closed_total %llu\n",
+               (unsigned long long)w->stats.slow_consumers_closed);
+    buf_printf(&b, "# TYPE hark_pong_timeouts_total counter\nhark_pong_timeouts_total %llu\n",
+               (unsigned long long)w->stats.pong_timeouts);
+    buf_printf(&b, "# TYPE hark_ws_messages_in_total counter\nhark_ws_messages_in_total %llu\n",
+               (unsigned long long)w->stats.messages_in);
+    buf_printf(&b, "# TYPE hark_frames_out_total counter\nhark_frames_out_total %llu\n",
+               (unsigned long long)w->stats.frames_out);
+    buf_printf(&b, "# TYPE hark_http_requests_total counter\nhark_http_requests_total %llu\n",
+               (unsigned long long)w->stats.http_requests);
+    for (size_t i = 0; i < w->hub->num_apps; i++) {
+        hub_app *a = &w->hub->apps[i];
+        buf_printf(&b, "hark_app_connections{app=\"%s\"} %ld\n", a->cfg->id, a->connections);
+        buf_printf(&b, "hark_app_channels{app=\"%s\"} %zu\n", a->cfg->id, a->channels.count);
+    }
+    http_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
+    buf_free(&b);
+}
+
+bool ops_handle(conn *c, const http_request *req, const char *path, size_t len)
+{
+    if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0)
+        return false;
+    if (path_is(path, len, "/") || path_is(path, len, "/up")) {
+        http_respond(c, 200, "text/plain", "OK\n", 3, NULL);
+        return true;
+    }
+    if (path_is(path, len, "/ready")) {
+        if (c->w->srv->draining)
+            http_respond(c, 503, "text/plain", "draining\n", 9, NULL);
+        else
+            http_respond(c, 200, "text/plain", "ready\n", 6, NULL);
+        return true;
+    }
+    if (path_is(path, len, "/metrics")) {
+        metrics(c);
+        return true;
+    }
+    return false;
+}

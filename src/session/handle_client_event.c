@@ -1,0 +1,79 @@
+/* client-* events (spec §6): relayed to the channel's other subscribers. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/worker.h"
+#include "protocol/channel_name.h"
+#include "protocol/errors.h"
+#include "session/session_internal.h"
+
+/* Returns false when this event is over the per-second budget. */
+static bool within_rate(conn *c, const hk_app *app)
+{
+    if (app->client_event_rate == 0)
+        return true;
+    uint64_t now = uv_now(&c->w->loop);
+    if (now - c->session.rate_window_ms >= 1000) {
+        c->session.rate_window_ms = now;
+        c->session.rate_count = 0;
+    }
+    return ++c->session.rate_count <= app->client_event_rate;
+}
+
+void handle_client_event(conn *c, const pusher_msg *m)
+{
+    const hk_app *app = c->sub.app->cfg;
+    if (!app->client_events) {
+        session_send_error(c, PUSHER_CLIENT_EVENT_REJECTED,
+                           "The app does not have client messaging enabled.");
+        return;
+    }
+    if (!m->channel) {
+        session_send_error(c, 0, "Client event rejected: a channel is required");
+        return;
+    }
+    if (m->event_len > app->max_event_name_length) {
+        session_send_error(c, 0, "Client event rejected: event name too long");
+        return;
+    }
+    sub_slot *slot = hub_subscription(&c->sub, m->channel, m->channel_len);
+    if (!slot) {
+        session_send_error(c, 0, "Client event rejected: not subscribed to the channel");
+        return;
+    }
+    enum channel_type type = slot->channel->kind.type;
+    if (type != CHANNEL_PRIVATE && type != CHANNEL_PRESENCE) {
+        session_send_error(c, 0,
+                           type == CHANNEL_ENCRYPTED
+                               ? "Client events are not allowed on encrypted channels"
+                               : "Client events are only allowed on private and presence "
+                                 "channels");
+        return;
+    }
+    if (!within_rate(c, app)) {
+        session_send_error(c, PUSHER_CLIENT_EVENT_REJECTED,
+                           "Client event rejected due to rate limit");
+        return;
+    }
+    char *data = m->data ? json_dumps(m->data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    size_t data_len = data ? strlen(data) : 0;
+    if (data_len > app->max_payload_bytes) {
+        free(data);
+        session_send_error(c, PUSHER_CLIENT_EVENT_REJECTED,
+                           "Client event rejected: data is over the payload limit");
+        return;
+    }
+    char event[256];
+    snprintf(event, sizeof(event), "%.*s", (int)m->event_len, m->event);
+    buf b;
+    buf_init(&b);
+    pusher_encode_raw_data(&b, event, slot->channel->name, data, data_len,
+                           slot->member ? slot->member->id : NULL);
+    frame *f = frame_ws_text(b.data, b.len);
+    hub_client_event(&c->sub, slot, f, event, data, data_len);
+    frame_unref(f);
+    buf_free(&b);
+    free(data);
+}

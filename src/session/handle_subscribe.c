@@ -1,0 +1,153 @@
+/* pusher:subscribe and pusher:unsubscribe (spec §3.3). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/worker.h"
+#include "protocol/channel_name.h"
+#include "protocol/signature.h"
+#include "session/session_internal.h"
+
+/* The presence member from channel_data: user_id (string or integer,
+ * normalized to a string) and user_info as compact JSON. Returns NULL on
+ * success or the reason. *info is malloc'ed. */
+static const char *parse_member(const char *channel_data, size_t len, char *id_out, size_t id_cap,
+                                char **info)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(channel_data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return "channel_data must be a JSON object";
+    }
+    json_t *uid = json_object_get(root, "user_id");
+    if (json_is_string(uid)) {
+        if (json_string_length(uid) >= id_cap) {
+            json_decref(root);
+            return "user_id is too long";
+        }
+        memcpy(id_out, json_string_value(uid), json_string_length(uid) + 1);
+    } else if (json_is_integer(uid)) {
+        snprintf(id_out, id_cap, "%lld", (long long)json_integer_value(uid));
+    } else {
+        json_decref(root);
+        return "channel_data must have a user_id string";
+    }
+    if (!user_id_valid(id_out, strlen(id_out))) {
+        json_decref(root);
+        return "user_id must be 1-128 characters of [A-Za-z0-9_-=@,.;]";
+    }
+    json_t *ui = json_object_get(root, "user_info");
+    *info = ui ? json_dumps(ui, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("null");
+    json_decref(root);
+    if (!*info)
+        abort();
+    return NULL;
+}
+
+void handle_subscribe(conn *c, const pusher_msg *m)
+{
+    const hk_app *app = c->sub.app->cfg;
+    size_t name_len = 0;
+    const char *name = pusher_msg_data_string(m, "channel", &name_len);
+    const char *reason = NULL;
+    if (!name) {
+        session_subscription_error(c, NULL, "InvalidChannel", "Missing channel name", 400);
+        return;
+    }
+    if (!channel_name_valid(name, name_len, app->max_channel_name_length, &reason)) {
+        char error[256];
+        snprintf(error, sizeof(error), "Invalid channel name: %s", reason ? reason : "bad name");
+        session_subscription_error(c, name, "InvalidChannel", error, 400);
+        return;
+    }
+    channel_kind kind = channel_classify(name, name_len);
+
+    if (kind.type == CHANNEL_USER) {
+        size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
+        hub_user *u = c->sub.user;
+        if (!u || u->id_len != name_len - prefix || memcmp(u->id, name + prefix, u->id_len) != 0) {
+            session_subscription_error(c, name, "AuthError",
+                                       "Only the signed-in user may subscribe to its own "
+                                       "#server-to-user channel",
+                                       401);
+            return;
+        }
+        hub_subscribe(&c->sub, name, name_len, kind, NULL);
+        return;
+    }
+
+    size_t cd_len = 0;
+    const char *channel_data = pusher_msg_data_string(m, "channel_data", &cd_len);
+    if (channel_kind_needs_auth(kind)) {
+        size_t auth_len = 0;
+        const char *auth = pusher_msg_data_string(m, "auth", &auth_len);
+        if (!auth || auth_len == 0) {
+            session_subscription_error(c, name, "AuthError",
+                                       "The connection is unauthorized: auth is missing", 401);
+            return;
+        }
+        if (!sig_check_channel(app->key, app->secret, c->sub.socket_id, name, channel_data, cd_len,
+                               auth, auth_len)) {
+            char error[512];
+            snprintf(error, sizeof(error),
+                     "The connection is unauthorized: invalid signature, expected HMAC-SHA256 "
+                     "hex of \"%s:%.200s%s\"",
+                     c->sub.socket_id, name, channel_data ? ":<channel_data>" : "");
+            session_subscription_error(c, name, "AuthError", error, 401);
+            return;
+        }
+    }
+
+    hub_presence_join join = {0};
+    char user_id[160];
+    char *info = NULL;
+    if (kind.type == CHANNEL_PRESENCE) {
+        if (channel_data) {
+            if (cd_len > app->max_presence_user_bytes) {
+                char error[160];
+                snprintf(error, sizeof(error), "The maximum size for a channel member is %zu bytes",
+                         app->max_presence_user_bytes);
+                session_subscription_error(c, name, "LimitReached", error, 413);
+                return;
+            }
+            const char *bad = parse_member(channel_data, cd_len, user_id, sizeof(user_id), &info);
+            if (bad) {
+                session_subscription_error(c, name, "InvalidChannelData", bad, 400);
+                return;
+            }
+        } else if (c->sub.user) {
+            /* pusher-js allows presence auth without channel_data when signed in */
+            snprintf(user_id, sizeof(user_id), "%s", c->sub.user->id);
+            info = strdup(c->session.user_info ? c->session.user_info : "null");
+            if (!info)
+                abort();
+        } else {
+            session_subscription_error(c, name, "InvalidChannelData",
+                                       "Presence channels need channel_data with a user_id", 400);
+            return;
+        }
+        join = (hub_presence_join){user_id, strlen(user_id), info, strlen(info)};
+    }
+
+    enum hub_subscribe_result r = hub_subscribe(&c->sub, name, name_len, kind, &join);
+    free(info);
+    if (r == HUB_MEMBER_LIMIT) {
+        session_subscription_error(c, name, "LimitReached",
+                                   "The maximum members per presence channel limit was reached",
+                                   4100);
+        return;
+    }
+    if (kind.type == CHANNEL_PRIVATE || kind.type == CHANNEL_PRESENCE ||
+        kind.type == CHANNEL_ENCRYPTED)
+        c->session.auth_deadline_ms = 0; /* authorized connection */
+}
+
+void handle_unsubscribe(conn *c, const pusher_msg *m)
+{
+    size_t len = 0;
+    const char *name = pusher_msg_data_string(m, "channel", &len);
+    if (name)
+        hub_unsubscribe(&c->sub, name, len);
+}
