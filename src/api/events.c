@@ -47,6 +47,10 @@ static bool parse_item(api_request *r, json_t *obj, publish_item *it, bool singl
         api_error(r, 400, "%sname: must be 1-%zu bytes", where, app->max_event_name_length);
         return false;
     }
+    if (event_name_reserved(it->name, it->name_len)) {
+        api_error(r, 400, "%sname: pusher: and pusher_internal: events are reserved", where);
+        return false;
+    }
     json_t *data = json_object_get(obj, "data");
     if (json_is_string(data)) {
         it->data = (char *)json_string_value(data);

@@ -19,7 +19,9 @@
 #include "session/session.h"
 #include "util/log.h"
 
-#define CLOSE_LINGER_MS 2000 /* how long a closing connection may take to drain */
+#define CLOSE_LINGER_MS 2000
+#define CONN_SNDBUF                                                                                \
+    (128 * 1024) /* the kernel doubles it */ /* how long a closing connection may take to drain */
 
 static void on_poll(uv_poll_t *handle, int status, int events);
 
@@ -188,6 +190,13 @@ static void set_poll_events(conn *c, bool want_out)
 void conn_flush(conn *c)
 {
     outq *q = &c->out;
+    if (c->state == CONN_CLOSING && c->attached) {
+        /* Leaving: stop counting it and end its subscriptions now, not when
+         * the peer gets round to closing (detaching here, outside any hub
+         * iteration, is why close is asynchronous). */
+        hub_detach(&c->sub);
+        c->attached = false;
+    }
     while (q->count > 0) {
         struct iovec iov[64];
         int n = 0;
@@ -438,6 +447,11 @@ conn *conn_accept(worker *w, int fd)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* A fixed kernel send buffer (no autotuning up to megabytes) keeps what
+     * a reader that stopped reading can hold bounded, so max_output_bytes
+     * decides when it is a slow consumer. */
+    int sndbuf = CONN_SNDBUF;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     conn *c = calloc(1, sizeof(*c));
     if (!c)
         abort();

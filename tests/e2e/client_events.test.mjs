@@ -207,7 +207,8 @@ describe('client events', () => {
         const e = await a.take('pusher:error');
         assert.equal(e.msg.data.code, null);
         await a.ping();
-        await sdk.trigger(ch, 'control', '{"nonce":"","ciphertext":""}');
+        // the SDK wants encryptionMasterKey for trigger(); post ciphertext as an app would
+        await sdk.post({ path: '/events', body: { name: 'control', channels: [ch], data: '{"nonce":"","ciphertext":""}' } });
         await b.take({ event: 'control', channel: ch });
         await sleep(QUIET_MS);
         assert.equal(b.count({ event: 'client-plain' }), 0);
