@@ -34,9 +34,9 @@ typedef struct webhooks webhooks;
 typedef struct webhook_event {
     enum webhook_kind kind;
     const char *channel;
-    const char *user_id;   /* member_added/removed; client_event on presence */
-    const char *event;     /* client_event: the event name */
-    const char *data;      /* client_event: the data as JSON text as sent */
+    const char *user_id; /* member_added/removed; client_event on presence */
+    const char *event;   /* client_event: the event name */
+    const char *data;    /* client_event: the data as JSON text as sent */
     size_t data_len;
     const char *socket_id; /* client_event */
     long subscription_count;
