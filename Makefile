@@ -10,8 +10,9 @@
 CC      ?= cc
 BUILD   ?= build
 PKGS    := libuv jansson libcrypto libcurl
+# CFLAGS is the part a caller may replace (make asan does); BASE_CFLAGS always applies.
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -ljansson -lcrypto -lcurl) -lpthread -lm
 
@@ -28,18 +29,18 @@ all: $(BUILD)/hark
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(BASE_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libhark.a: $(OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/hark: $(BUILD)/obj/src/main.o $(BUILD)/libhark.a
-	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(BASE_CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhark.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(BUILD)/libhark.a -o $@ $(LDFLAGS) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(BASE_CFLAGS) $< $(BUILD)/libhark.a -o $@ $(LDFLAGS) $(LDLIBS) -lcmocka
 
 -include $(OBJS:.o=.d) $(BUILD)/obj/src/main.d
 
