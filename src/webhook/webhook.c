@@ -130,7 +130,7 @@ struct webhooks {
     int jfd, lockfd;
     char *dir, *jpath, *dead_dir;
     buf jbuf;
-    uint64_t jsize, next_seq;
+    uint64_t jsize, jbase, next_seq; /* jbase: size right after the last rewrite */
     bool jerr_logged;
 };
 
@@ -266,7 +266,7 @@ static int journal_rewrite(webhooks *w)
             if (w->jfd >= 0)
                 close(w->jfd);
             w->jfd = nfd;
-            w->jsize = size;
+            w->jsize = w->jbase = size;
         }
     } else {
         unlink(tmp);
@@ -296,8 +296,9 @@ static void journal_maybe_compact(webhooks *w)
     if (w->nlive == 0 && w->jsize + w->jbuf.len > 0) {
         buf_reset(&w->jbuf); /* only completions could be buffered: nothing is owed */
         if (ftruncate(w->jfd, 0) == 0)
-            w->jsize = 0;
-    } else if (w->jsize > JOURNAL_COMPACT_BYTES) {
+            w->jsize = w->jbase = 0;
+    } else if (w->jsize > JOURNAL_COMPACT_BYTES && w->jsize > 2 * w->jbase) {
+        /* Mostly completed records by now; live ones alone never trigger it. */
         journal_flush(w);
         int rc = journal_rewrite(w);
         if (rc)
