@@ -440,6 +440,7 @@ void config_print_help(const char *argv0)
     printf("hark " HARK_VERSION " - a Pusher Channels compatible realtime server\n"
            "\n"
            "Usage: %s [options]\n"
+           "       %s webhooks dead|replay [ID...] [options]   dead-lettered webhooks\n"
            "\n"
            "The binary is build/hark: `make` builds it, `make run` builds and starts it.\n"
            "Settings come from, lowest precedence first: built-in defaults, a JSON file\n"
@@ -487,5 +488,5 @@ void config_print_help(const char *argv0)
            "\n"
            "Every JSON key (server keys and apps[] with their limits) is listed in\n"
            "docs/api.md, section \"Configuration\".\n",
-           bin);
+           bin, bin);
 }

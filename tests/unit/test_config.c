@@ -714,6 +714,8 @@ static void test_help_and_version(void **state)
         "HARK_CONFIG",
         "HARK_MAX_MESSAGE_BYTES",
         "HARK_SHUTDOWN_GRACE_MS",
+        "HARK_WEBHOOK_GRACE_MS",
+        "build/hark webhooks dead|replay",
         "PUSHER_APP_KEY",
         "app-secret",
         "docs/api.md",
