@@ -8,10 +8,12 @@
  * WebSocket connections on one epoll set and reads them into one large
  * buffer, so one read() returns as many queued frames as the kernel holds.
  *
- * Every published event carries "K:T" in its data: K the publish number
- * (consecutive per channel group), T the monotonic send time in µs. The
- * receivers check that K grows per connection and channel (out-of-order and
- * duplicates), count deliveries per channel (losses are counted against the
+ * Every published event carries "K:T:R" in its data: K the publish number,
+ * T the monotonic send time in µs, R the REST connection that sent it. A REST
+ * connection has one request in flight, so its publishes are ordered; nothing
+ * orders requests of different connections. The receivers check that K grows
+ * per subscriber, channel and R (out-of-order and duplicates), count
+ * deliveries per channel (losses are counted against the
  * number of acknowledged publishes), and record T→receipt latency for events
  * sent inside the measuring window.
  *
@@ -394,7 +396,7 @@ static struct rx {
     int nmine;  /* connections this receiver owns in total (target share) */
     int opened; /* slots used so far (idle/fan-out: index into c[]) */
     int inflight;
-    int64_t *last_k; /* [slot*spc + j] */
+    int64_t *last_k; /* [(slot*spc + j)*rest_conns + r]: order is per publishing connection */
     uint32_t *recv;  /* deliveries per slot*spc + j */
     int64_t *exp;    /* per group: local fast subscribers */
     uint32_t ring[RING];
@@ -460,7 +462,7 @@ static int conn_start(struct conn *c, int gidx, int slow)
     c->fd = -1;
     c->gidx = gidx;
     c->slow = (uint8_t)slow;
-    c->probe = O.sc != SC_STORM && !slow && gidx % R.probe_every == 0;
+    c->probe = O.sc != SC_STORM && !slow && gidx % R.probe_every == R.probe_every - 1;
     c->t_open = now_us();
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -604,6 +606,15 @@ static void on_event(struct conn *c, const char *p, size_t n)
             }
             q++;
             int64_t t = parse_i64(&q, end);
+            int64_t rc = -1;
+            if (q < end && *q == ':') {
+                q++;
+                rc = parse_i64(&q, end);
+            }
+            if (rc < 0 || rc >= O.rest_conns) {
+                R.badmsg++;
+                return;
+            }
             /* channel: at the end in hark's key order, else anywhere */
             size_t tail = n < 64 ? n : 64;
             const char *cm = find(p + n - tail, tail, "\"channel\":\"" CHAN_PREFIX);
@@ -626,7 +637,8 @@ static void on_event(struct conn *c, const char *p, size_t n)
                 R.slow_delivered++;
                 return;
             }
-            int64_t *lk = &R.last_k[slot * (size_t)O.spc + (size_t)j];
+            int64_t *lk =
+                &R.last_k[(slot * (size_t)O.spc + (size_t)j) * (size_t)O.rest_conns + (size_t)rc];
             if (k == *lk)
                 R.dup++;
             else if (k < *lk)
@@ -943,13 +955,14 @@ static void rx_main(int p)
     else
         R.nslots = (O.conns - 1 - p) / O.procs + 1;
     R.c = calloc((size_t)R.nslots, sizeof *R.c);
-    R.last_k = malloc((size_t)R.nslots * (size_t)O.spc * sizeof *R.last_k);
+    size_t nlk = (size_t)R.nslots * (size_t)O.spc * (size_t)O.rest_conns;
+    R.last_k = malloc(nlk * sizeof *R.last_k);
     R.recv = calloc((size_t)R.nslots * (size_t)O.spc, sizeof *R.recv);
     R.exp = calloc((size_t)R.ngroups, sizeof *R.exp);
     R.buf = malloc(RBUF);
     if (!R.c || !R.last_k || !R.recv || !R.exp || !R.buf || R.ep < 0)
         die("receiver %d: out of memory", p);
-    for (size_t i = 0; i < (size_t)R.nslots * (size_t)O.spc; i++)
+    for (size_t i = 0; i < nlk; i++)
         R.last_k[i] = -1;
     for (int i = 0; i < R.nslots; i++) {
         R.c[i].fd = -1;
@@ -1000,6 +1013,15 @@ static void rx_main(int p)
             atomic_store(&R.ps->cpu_us, cpu_self_us());
             R.next_cpu = now + 100000;
         }
+    }
+    if (getenv("LOADGEN_DEBUG")) {
+        int st[8] = {0};
+        for (int i = 0; i < R.nslots; i++)
+            st[R.c[i].state]++;
+        fprintf(stderr,
+                "receiver %d: free %d connecting %d handshake %d wait_est %d subscribing %d "
+                "ready %d dead %d\n",
+                p, st[0], st[1], st[2], st[3], st[4], st[5], st[6]);
     }
     /* finish: per-channel deliveries, slow connections still open, latencies */
     for (int i = 0; i < R.opened && O.sc != SC_STORM; i++) {
@@ -1118,8 +1140,8 @@ static int rest_publish(struct rconn *r, int64_t k)
         n += (size_t)snprintf(body + n, cap - n, "%s\"%s%" PRId64 "\"", i ? "," : "", CHAN_PREFIX,
                               g * O.cpp + i);
     char hk[48];
-    int hkl = snprintf(hk, sizeof hk, "%" PRId64 ":%" PRId64, k, t);
-    /* data string: {"hk":"K:T","p":"PAD"} — 17 bytes around hk and pad */
+    int hkl = snprintf(hk, sizeof hk, "%" PRId64 ":%" PRId64 ":%d", k, t, (int)(r - C.rc));
+    /* data string: {"hk":"K:T:R","p":"PAD"} — 17 bytes around hk and pad */
     int padlen = O.size - 17 - hkl;
     if (padlen < 0)
         padlen = 0;
@@ -1245,7 +1267,6 @@ static void rest_readable(struct rconn *r)
     memmove(r->in, r->in + used, r->inlen - used);
     r->inlen -= used;
     if (closing) {
-        C.rest_reconnect--; /* an announced close is not an error */
         r->busy = 0;
         rest_reset(r);
     }
@@ -1383,7 +1404,15 @@ static int coord_main(pid_t *kids)
     } else if (O.sc != SC_STORM) {
         int64_t t = now_us();
         atomic_store(&S->target, total_conns);
-        wait_ready(total_conns, deadline);
+        if (wait_ready(total_conns, deadline) < 0) {
+            printf("RESULT scenario=%s label=%s error=not_ready ready=%" PRId64 " failed=%" PRId64
+                   "\n",
+                   sc_names[O.sc], O.label, SUM(ready), SUM(failed));
+            atomic_store(&S->phase, PH_FINISH);
+            for (int p = 0; p < O.procs; p++)
+                kill(kids[p], SIGKILL);
+            return 1;
+        }
         say("  %" PRId64 " subscribed (%" PRId64 " failed) in %.1f s\n", SUM(ready), SUM(failed),
             (double)(now_us() - t) / 1e6);
         usleep(300000);
@@ -1622,7 +1651,7 @@ static int coord_main(pid_t *kids)
         res.marginal =
             n1 > n0 ? (double)(res.rss_steps[b] - res.rss_steps[a]) * 1024.0 / (n1 - n0) : 0;
         for (int s = 0; s < O.nsteps; s++)
-            printf(" n%d=%" PRId64 " rss%d_kb=%ld", s, res.ready_steps[s], s, res.rss_steps[s]);
+            printf(" n%d=%" PRId64 " rss_n%d_kb=%ld", s, res.ready_steps[s], s, res.rss_steps[s]);
         printf(" bytes_per_conn=%.0f", res.marginal);
     } else if (O.sc == SC_STORM) {
         printf(" conns_per_s=%.0f storm_err=%" PRId64, res.conns_s, SUM(storm_err));
@@ -1637,17 +1666,19 @@ static int coord_main(pid_t *kids)
                hist_pct(&lat_all, 99));
         printf(" rest_p50_us=%" PRIu64 " rest_p99_us=%" PRIu64, hist_pct(&C.rest_lat, 50),
                hist_pct(&C.rest_lat, 99));
-        printf(" published=%" PRId64 " rest_err=%" PRId64 " late=%" PRId64, C.acked, C.rest_err,
-               C.late);
+        printf(" published=%" PRId64 " rest_err=%" PRId64 " rest_reconnect=%" PRId64
+               " late=%" PRId64,
+               C.acked, C.rest_err, C.rest_reconnect, C.late);
         printf(" expected=%" PRId64 " received=%" PRId64 " lost=%" PRId64 " extra=%" PRId64
                " ooo=%" PRId64 " dup=%" PRId64,
                res.expected, res.received, res.lost, res.extra, ooo, dup);
         printf(" fast_closed=%" PRId64 " stalled=%d", SUM(fast_closed), res.stalled);
         if (O.sc == SC_SLOW)
             printf(" slow=%" PRId64 " slow_4100=%" PRId64 " slow_other_close=%" PRId64
-                   " slow_eof=%" PRId64 " slow_reset=%" PRId64 " slow_open=%" PRId64,
+                   " slow_eof=%" PRId64 " slow_reset=%" PRId64 " slow_open=%" PRId64
+                   " slow_delivered=%" PRId64 " slow_expected=%" PRId64,
                    SUM(slow_total), SUM(slow_4100), SUM(slow_other_close), SUM(slow_eof),
-                   SUM(slow_reset), SUM(slow_open));
+                   SUM(slow_reset), SUM(slow_open), SUM(slow_delivered), C.acked * SUM(slow_total));
     }
     printf(" close_4100=%" PRId64 " close_other=%" PRId64 " eof=%" PRId64 " reset=%" PRId64
            " write_err=%" PRId64 " badmsg=%" PRId64 "\n",
@@ -1671,14 +1702,17 @@ static int coord_main(pid_t *kids)
         print_hist("  every delivery", &lat_all);
         print_hist("REST request", &C.rest_lat);
         printf("  lost %" PRId64 ", out of order %" PRId64 ", duplicates %" PRId64
-               ", REST errors %" PRId64 "%s%s\n",
-               res.lost, ooo, dup, C.rest_err, C.rest_err ? " last: " : "", C.last_err);
+               ", REST errors %" PRId64 "%s%s, REST reconnects %" PRId64 "\n",
+               res.lost, ooo, dup, C.rest_err, C.rest_err ? " last: " : "", C.last_err,
+               C.rest_reconnect);
         if (O.sc == SC_SLOW)
             printf("  slow consumers: %" PRId64 ", closed with 4100: %" PRId64
                    ", other close: %" PRId64 ", EOF: %" PRId64 ", reset: %" PRId64
-                   ", still open: %" PRId64 "; server RSS %ld → peak %ld kB\n",
+                   ", still open: %" PRId64 "; they read %" PRId64 " of %" PRId64
+                   " events; server RSS %ld → peak %ld kB\n",
                    SUM(slow_total), SUM(slow_4100), SUM(slow_other_close), SUM(slow_eof),
-                   SUM(slow_reset), SUM(slow_open), res.rss0, res.rss_peak);
+                   SUM(slow_reset), SUM(slow_open), SUM(slow_delivered), C.acked * SUM(slow_total),
+                   res.rss0, res.rss_peak);
     }
     if (O.sc != SC_IDLE) {
         printf("  server CPU %.0f%%, load generator CPU %.0f%% (busiest process %.0f%%)\n",

@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# bench/run.sh — the standard benchmark set: hark (workers 1 and 2) and, where
+# it is installed, Soketi, in one run with the same load generator. Writes
+# docs/benchmarks.md. See bench/README.md.
+#
+#   bench/run.sh                        # everything (about 6 minutes)
+#   BENCH_SERVERS="hark-w1 soketi" bench/run.sh
+#   BENCH_SCENARIOS="idle fanout" bench/run.sh
+#   BENCH_OUT=/tmp/b.md bench/run.sh    # write the report elsewhere
+#
+# Environment: HARK_BIN (default build/hark), SOKETI_PEER_DIR (default
+# ../shared/peers/soketi), LOADGEN_PROCS (receiver processes, default 1),
+# BENCH_DURATION (seconds per measuring window, default 5).
+#
+# Every server is started on a free loopback port for one scenario and
+# stopped after it, so no scenario sees another's leftovers. Each loadgen run
+# has its own --timeout, each server stop is bounded, and the whole script
+# stops itself after BENCH_MAX_SECONDS (default 840).
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+HARK_BIN="${HARK_BIN:-build/hark}"
+SOKETI_PEER_DIR="${SOKETI_PEER_DIR:-$ROOT/../shared/peers/soketi}"
+OUT="${BENCH_OUT:-docs/benchmarks.md}"
+SERVERS="${BENCH_SERVERS:-hark-w1 hark-w2 soketi}"
+SCENARIOS="${BENCH_SCENARIOS:-idle fanout fanout-rate many rest storm slow}"
+DUR="${BENCH_DURATION:-5}"
+PROCS="${LOADGEN_PROCS:-1}"
+MAX_SECONDS="${BENCH_MAX_SECONDS:-840}"
+LG="build/bench/loadgen"
+COMMAND="${BENCH_COMMAND:-bench/run.sh}"
+
+log() { echo "[bench] $*" >&2; }
+
+# ---- the whole run is bounded -------------------------------------------
+T_START=$(date +%s)
+MAIN_PID=$$
+(
+    end=$((T_START + MAX_SECONDS))
+    while kill -0 "$MAIN_PID" 2>/dev/null && (($(date +%s) < end)); do sleep 1; done
+    if kill -0 "$MAIN_PID" 2>/dev/null; then
+        log "time limit of ${MAX_SECONDS}s reached, stopping"
+        kill -TERM "$MAIN_PID"
+    fi
+) &
+WATCHDOG=$!
+
+TMP="$(mktemp -d /tmp/hark-bench.XXXXXX)"
+SRV_PID=""
+LG_PID=""
+cleanup() {
+    [[ -n "$LG_PID" ]] && kill -TERM "$LG_PID" 2>/dev/null
+    stop_server
+    kill "$WATCHDOG" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- build the load generator ------------------------------------------
+mkdir -p build/bench
+if [[ ! -x "$LG" || bench/loadgen.c -nt "$LG" ]]; then
+    log "building $LG"
+    ${CC:-cc} -std=c17 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow \
+        bench/loadgen.c -o "$LG" -lcrypto -lm || exit 1
+fi
+
+# ---- which servers ------------------------------------------------------
+soketi_installed() { [[ -f "$SOKETI_PEER_DIR/node_modules/@soketi/soketi/bin/server.js" ]]; }
+ACTIVE=""
+for s in $SERVERS; do
+    case "$s" in
+    hark-w*)
+        if [[ -x "$HARK_BIN" ]]; then ACTIVE="$ACTIVE $s"; else log "no $HARK_BIN: skipping $s (run make)"; fi ;;
+    soketi)
+        if soketi_installed; then ACTIVE="$ACTIVE $s"; else log "Soketi not installed in $SOKETI_PEER_DIR: skipping (run its install.sh)"; fi ;;
+    *) log "unknown server $s"; exit 2 ;;
+    esac
+done
+[[ -n "$ACTIVE" ]] || { log "no server to measure"; exit 1; }
+
+# ---- start / stop -------------------------------------------------------
+PORT=""
+start_server() {
+    local name="$1"
+    PORT="$("$LG" freeport)"
+    case "$name" in
+    hark-w*)
+        local w="${name#hark-w}"
+        mkdir -p "$TMP/data-$name"
+        cat > "$TMP/$name.json" <<EOF
+{"host":"127.0.0.1","port":$PORT,"workers":$w,"log_level":"warn","data_dir":"$TMP/data-$name",
+ "shutdown_grace_ms":200,
+ "apps":[{"id":"app-id","key":"app-key","secret":"app-secret"}]}
+EOF
+        "$HARK_BIN" --config "$TMP/$name.json" >> "$TMP/$name.log" 2>&1 &
+        SRV_PID=$!
+        ;;
+    soketi)
+        SOKETI_PEER_BENCH=1 SOKETI_PEER_METRICS_PORT="$("$LG" freeport)" \
+            "$SOKETI_PEER_DIR/run.sh" "$PORT" >> "$TMP/$name.log" 2>&1 &
+        SRV_PID=$! # run.sh execs node: this is the server's pid
+        ;;
+    esac
+    if ! "$LG" waitport "$PORT" 20; then
+        log "$name did not listen on $PORT; its log:"
+        tail -n 20 "$TMP/$name.log" >&2
+        stop_server
+        return 1
+    fi
+    [[ "$name" == soketi ]] && sleep 1 # soketi opens the port before it is fully up
+    return 0
+}
+
+stop_server() {
+    [[ -n "$SRV_PID" ]] || return 0
+    kill -TERM "$SRV_PID" 2>/dev/null
+    for _ in $(seq 1 100); do
+        kill -0 "$SRV_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$SRV_PID" 2>/dev/null; then
+        log "server $SRV_PID did not stop in 10 s: SIGKILL"
+        kill -KILL "$SRV_PID" 2>/dev/null
+    fi
+    wait "$SRV_PID" 2>/dev/null
+    SRV_PID=""
+}
+
+# ---- scenarios ----------------------------------------------------------
+RESULTS="$TMP/results"
+: > "$RESULTS"
+NOTES="$TMP/notes"
+: > "$NOTES"
+
+get() { # get FIELD from the RESULT line of scenario $1, server $2
+    awk -v s="$1" -v l="$2" -v f="$3" '
+        $1 == "RESULT" { ok = 0; v = "";
+            for (i = 2; i <= NF; i++) { split($i, kv, "=");
+                if (kv[1] == "scenario" && kv[2] == s) ok++;
+                if (kv[1] == "label" && kv[2] == l) ok++;
+                if (kv[1] == f) v = kv[2]; }
+            if (ok == 2) last = v }
+        END { print last }' "$RESULTS"
+}
+
+loadgen_args() { # scenario server
+    case "$1" in
+    idle) echo "--scenario idle --steps 5000,19500 --settle 3" ;;
+    fanout) echo "--scenario fanout --conns 10000 --size 1024 --window 32 --duration $DUR" ;;
+    fanout-rate)
+        local pubs
+        pubs="$(get fanout "$2" pubs_per_s)"
+        if [[ -z "$pubs" || "$pubs" == 0 ]]; then echo ""; return; fi
+        local rate
+        rate="$(awk -v p="$pubs" 'BEGIN { r = p / 2; if (r < 1) r = 1; printf "%.1f", r }')"
+        echo "--scenario fanout --conns 10000 --size 1024 --rate $rate --duration $DUR"
+        ;;
+    many) echo "--scenario many --conns 10000 --subs-per-conn 5 --chan-per-pub 100 --window 32 --duration $DUR" ;;
+    rest) echo "--scenario rest --conns 100 --size 64 --rest-conns 8 --duration $DUR" ;;
+    storm) echo "--scenario storm --concurrency 256 --duration $DUR" ;;
+    slow) echo "--scenario slow --conns 10000 --slow-pct 10 --window 32 --duration $((DUR * 2))" ;;
+    *) log "unknown scenario $1"; exit 2 ;;
+    esac
+}
+
+run_one() { # scenario server
+    local sc="$1" srv="$2" args label
+    args="$(loadgen_args "$sc" "$srv")"
+    if [[ -z "$args" ]]; then
+        log "$sc/$srv: skipped (no fan-out saturation figure)"
+        return
+    fi
+    label="$srv"
+    [[ "$sc" == fanout-rate ]] && label="$srv-rate"
+    start_server "$srv" || { echo "RESULT scenario=$sc label=$label error=server_start" >> "$RESULTS"; return; }
+    log "$sc / $srv: loadgen $args"
+    # shellcheck disable=SC2086
+    timeout 300 "$LG" $args --port "$PORT" --server-pid "$SRV_PID" --label "$label" \
+        --procs "$PROCS" --timeout 200 > "$TMP/out" 2> "$TMP/err" &
+    LG_PID=$!
+    wait "$LG_PID"
+    local rc=$?
+    LG_PID=""
+    cat "$TMP/err" >&2
+    grep '^RESULT' "$TMP/out" >> "$RESULTS"
+    grep -v '^RESULT' "$TMP/out" >&2
+    if ! grep -q '^RESULT' "$TMP/out"; then
+        echo "RESULT scenario=${sc%-rate} label=$label error=loadgen_rc_$rc" >> "$RESULTS"
+        tail -n 5 "$TMP/err" >&2
+    fi
+    grep -h 'NOTE\|PROBLEM' "$TMP/out" | sed "s|^ *|$sc / $srv: |" >> "$NOTES"
+    if ! kill -0 "$SRV_PID" 2>/dev/null; then
+        echo "$sc / $srv: the server exited during the run (see its log)" >> "$NOTES"
+        tail -n 5 "$TMP/$srv.log" | sed "s|^|    |" >> "$NOTES"
+    fi
+    stop_server
+}
+
+for sc in $SCENARIOS; do
+    for srv in $ACTIVE; do
+        run_one "$sc" "$srv"
+    done
+done
+T_END=$(date +%s)
+
+# ---- report -------------------------------------------------------------
+has() { [[ " $ACTIVE " == *" $1 "* ]]; }
+fmt_int() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%\047d", v }'; }
+fmt_ms() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.2f ms", v / 1000 }'; }
+ratio() { # hark soketi higher|lower
+    awk -v h="$1" -v s="$2" -v d="$3" 'BEGIN {
+        if (h == "" || s == "" || h + 0 <= 0 || s + 0 <= 0) { print "–"; exit }
+        r = (d == "higher") ? h / s : s / h; printf "%.1f×", r }'
+}
+
+row() { # title scenario-label-suffix field format better
+    local title="$1" sc="$2" sfx="$3" field="$4" fmt="$5" better="$6"
+    local line="| $title |" vals=() v
+    for srv in hark-w1 hark-w2 soketi; do
+        if has "$srv"; then
+            v="$(get "$sc" "$srv$sfx" "$field")"
+            vals+=("$v")
+            line+=" $($fmt "$v") |"
+        else
+            vals+=("")
+            line+=" – |"
+        fi
+    done
+    line+=" $(ratio "${vals[0]}" "${vals[2]}" "$better") | $(ratio "${vals[1]}" "${vals[2]}" "$better") |"
+    echo "$line"
+}
+
+lgrow() { # scenario suffix: loadgen CPU per server
+    local sc="$1" sfx="$2" line="" v m s
+    for srv in hark-w1 hark-w2 soketi; do
+        v="$(get "$sc" "$srv$sfx" lg_cpu)"
+        m="$(get "$sc" "$srv$sfx" lg_max_proc)"
+        s="$(get "$sc" "$srv$sfx" srv_cpu)"
+        if [[ -n "$v" ]]; then line+=" $s% / $v% ($m%) |"; else line+=" – |"; fi
+    done
+    echo "$line"
+}
+
+pct() { echo "${1:+$1%}"; }
+plain() { echo "${1:-–}"; }
+kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f MB", v / 1024 }'; }
+
+{
+    echo "# Benchmarks"
+    echo
+    echo "Generated by \`bench/run.sh\` (\`make bench\`); every figure below comes from one run,"
+    echo "with the same load generator (\`bench/loadgen.c\`) against each server. What each"
+    echo "scenario measures: [bench/README.md](../bench/README.md)."
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), run took $((T_END - T_START)) s"
+    echo "- command: \`$COMMAND\` (servers: ${ACTIVE# }; scenarios: $SCENARIOS; window ${DUR} s; loadgen receiver processes: $PROCS)"
+    echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; open-file limit $(ulimit -Hn)"
+    echo "- hark: \`$HARK_BIN\` at $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src/ has uncommitted changes)'), \`--workers 1\` and \`--workers 2\`"
+    if soketi_installed; then
+        echo "- Soketi: $(node -p "require('$SOKETI_PEER_DIR/node_modules/@soketi/soketi/package.json').version" 2>/dev/null) on Node $(node -v 2>/dev/null), via \`../shared/peers/soketi/run.sh\` with \`SOKETI_PEER_BENCH=1\`"
+    fi
+    echo
+    echo "| figure | hark w1 | hark w2 | Soketi | w1 vs Soketi | w2 vs Soketi |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    row "idle: memory per subscribed connection, bytes (5k→19.5k, lower is better)" idle "" bytes_per_conn fmt_int lower
+    row "idle: connections subscribed of 19,500" idle "" n1 fmt_int higher
+    row "idle: server RSS at 19.5k" idle "" rss_n1_kb kb_mb lower
+    row "fan-out 10k subs, 1 KiB, flat out: deliveries/s" fanout "" deliv_per_s fmt_int higher
+    row "fan-out flat out: trigger→receipt p99" fanout "" p99_us fmt_ms lower
+    row "fan-out at half of own saturation: deliveries/s" fanout "-rate" deliv_per_s fmt_int higher
+    row "fan-out at half saturation: p50" fanout "-rate" p50_us fmt_ms lower
+    row "fan-out at half saturation: p99" fanout "-rate" p99_us fmt_ms lower
+    row "fan-out at half saturation: max" fanout "-rate" max_us fmt_ms lower
+    row "many channels (10k × 5 subs, 100 channels/publish): deliveries/s" many "" deliv_per_s fmt_int higher
+    row "REST triggers/s, 8 keep-alive connections" rest "" pubs_per_s fmt_int higher
+    row "REST request p99" rest "" rest_p99_us fmt_ms lower
+    row "connection storm: connections/s (connect+subscribe+close)" storm "" conns_per_s fmt_int higher
+    row "slow consumers: of 1,000 stopped readers, closed with 4100" slow "" slow_4100 fmt_int higher
+    row "slow consumers: server RSS peak" slow "" rss_peak_kb kb_mb lower
+    row "slow consumers: deliveries/s to the 9,000 others" slow "" deliv_per_s fmt_int higher
+    echo
+    echo "Server CPU / load generator CPU (busiest loadgen process) during each measuring window,"
+    echo "in % of one core (the machine has $(nproc)):"
+    echo
+    echo "| scenario | hark w1 | hark w2 | Soketi |"
+    echo "| --- | ---: | ---: | ---: |"
+    for pair in "fanout:" "fanout:-rate" "many:" "rest:" "storm:" "slow:"; do
+        echo "| ${pair%%:*}${pair#*:} |$(lgrow "${pair%%:*}" "${pair#*:}")"
+    done
+    echo
+    echo "Correctness in the same run (must all be 0): lost, out-of-order and duplicate"
+    echo "deliveries to subscribers that kept reading, failed connections:"
+    echo
+    echo "| scenario | hark w1 | hark w2 | Soketi |"
+    echo "| --- | --- | --- | --- |"
+    for pair in "idle:" "fanout:" "fanout:-rate" "many:" "rest:" "slow:"; do
+        line="| ${pair%%:*}${pair#*:} |"
+        for srv in hark-w1 hark-w2 soketi; do
+            l="$srv${pair#*:}"
+            if [[ -n "$(get "${pair%%:*}" "$l" label)" ]]; then
+                err="$(get "${pair%%:*}" "$l" error)"
+                if [[ -n "$err" ]]; then line+=" error: $err |"; continue; fi
+                line+=" lost $(plain "$(get "${pair%%:*}" "$l" lost)"), ooo $(plain "$(get "${pair%%:*}" "$l" ooo)"), dup $(plain "$(get "${pair%%:*}" "$l" dup)"), failed $(plain "$(get "${pair%%:*}" "$l" failed)") |"
+            else
+                line+=" – |"
+            fi
+        done
+        echo "$line"
+    done
+    echo
+    if [[ -s "$NOTES" ]]; then
+        echo "Notes printed by the load generator in this run:"
+        echo
+        sed 's/^/- /' "$NOTES"
+        echo
+    fi
+    if [[ -f bench/NOTES.md ]]; then
+        cat bench/NOTES.md
+        echo
+    fi
+    echo "<details><summary>Raw RESULT lines</summary>"
+    echo
+    echo '```'
+    cat "$RESULTS"
+    echo '```'
+    echo
+    echo "</details>"
+} > "$OUT"
+log "wrote $OUT ($((T_END - T_START)) s)"
