@@ -23,7 +23,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all run test deps test-deps unit e2e asan fuzz fuzz-run bench clean format lint
+.PHONY: all run test deps test-deps unit e2e e2e-workers asan fuzz fuzz-run bench clean format lint
 
 all: $(BUILD)/hark
 
@@ -65,6 +65,11 @@ tests/e2e/node_modules: tests/e2e/package.json tests/e2e/package-lock.json
 e2e: $(BUILD)/hark tests/e2e/node_modules
 	cd tests/e2e && HARK_BIN=$(abspath $(BUILD)/hark) node --test --test-concurrency=2 *.test.mjs
 
+# The end-to-end suite with one worker and with two (shared directory, cross-worker fan-out).
+e2e-workers: $(BUILD)/hark tests/e2e/node_modules
+	cd tests/e2e && HARK_TEST_WORKERS=1 HARK_BIN=$(abspath $(BUILD)/hark) node --test --test-concurrency=2 *.test.mjs
+	cd tests/e2e && HARK_TEST_WORKERS=2 HARK_BIN=$(abspath $(BUILD)/hark) node --test --test-concurrency=2 *.test.mjs
+
 # The whole suite again, built with AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:
 	$(MAKE) BUILD=build/asan CC=clang \
@@ -72,7 +77,7 @@ asan:
 	    LDFLAGS="-fsanitize=address,undefined" unit e2e
 
 test: test-deps
-	$(MAKE) all unit e2e
+	$(MAKE) all unit e2e-workers
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) asan
 	$(MAKE) fuzz-run FUZZ_SECONDS=$${FUZZ_SECONDS:-10}
 

@@ -16,6 +16,8 @@ extern char **environ;
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (argc > 1 && strcmp(argv[1], "webhooks") == 0) /* hark webhooks dead|replay */
+        return webhooks_cli_main(argc, argv, environ);
     hk_config cfg;
     char err[512];
     int rc = config_load(&cfg, argc, argv, environ, err, sizeof(err));

@@ -43,7 +43,7 @@ typedef struct api_info {
 } api_info;
 api_info api_parse_info(const char *s, size_t len);
 /* Appends "user_count":N,"subscription_count":N (as asked) for a channel
- * that may be NULL (unoccupied); returns whether anything was written. */
-bool api_write_counts(buf *out, const hub_channel *ch, api_info info, bool presence);
+ * (counts across all workers); returns whether anything was written. */
+bool api_write_counts(buf *out, api_request *r, const char *name, size_t len, api_info info);
 
 #endif

@@ -61,22 +61,8 @@ void api_channels(api_request *r)
     buf out;
     buf_init(&out);
     buf_append_str(&out, "{\"channels\":{");
-    bool first = true;
-    strmap *m = &r->hub->channels;
-    for (size_t i = 0; i < m->cap; i++) {
-        const hub_channel *ch = m->slots[i].value;
-        if (!m->slots[i].key || ch->num_subs == 0 || ch->kind.type == CHANNEL_USER)
-            continue;
-        if ((size_t)plen > ch->name_len || memcmp(ch->name, prefix, (size_t)plen) != 0)
-            continue;
-        if (!first)
-            buf_append_char(&out, ',');
-        first = false;
-        json_write_string(&out, ch->name, ch->name_len);
-        buf_append_str(&out, ":{");
-        api_write_counts(&out, ch, info, ch->kind.type == CHANNEL_PRESENCE);
-        buf_append_char(&out, '}');
-    }
+    directory_list_channels(r->hub->hub->dir, r->hub->index, prefix, (size_t)plen, info.user_count,
+                            info.subscription_count, &out);
     buf_append_str(&out, "}}");
     api_reply_json(r, &out);
     buf_free(&out);
@@ -96,27 +82,24 @@ void api_channel(api_request *r, const char *raw, size_t raw_len)
         api_error(r, 400, "info=user_count is only available for presence channels");
         return;
     }
-    hub_channel *ch = hub_channel_find(r->hub, name, (size_t)n);
-    bool occupied = ch && ch->num_subs > 0;
+    dir_channel_info ci = directory_channel_info(r->hub->hub->dir, r->hub->index, name, (size_t)n);
     buf out;
     buf_init(&out);
-    buf_printf(&out, "{\"occupied\":%s", occupied ? "true" : "false");
-    buf mid;
-    buf_init(&mid);
-    if (api_write_counts(&mid, occupied ? ch : NULL, info, kind.type == CHANNEL_PRESENCE)) {
-        buf_append_char(&out, ',');
-        buf_append(&out, mid.data, mid.len);
-    }
-    buf_free(&mid);
-    if (info.cache && kind.cache && ch && ch->cached && ch->cached_until_ms > hub_now_ms()) {
+    buf_printf(&out, "{\"occupied\":%s", ci.occupied ? "true" : "false");
+    if (info.user_count)
+        buf_printf(&out, ",\"user_count\":%u", ci.user_count);
+    if (info.subscription_count)
+        buf_printf(&out, ",\"subscription_count\":%u", ci.subscription_count);
+    if (info.cache && kind.cache && ci.cached) {
         /* the cached message as it is sent: skip the WebSocket header */
-        const frame *f = ch->cached;
+        const frame *f = ci.cached;
         size_t h = (f->data[1] & 0x7f) == 126 ? 4 : (f->data[1] & 0x7f) == 127 ? 10 : 2;
         buf_append_str(&out, ",\"cache\":");
         buf_append(&out, f->data + h, f->len - h);
-        buf_printf(&out, ",\"cache_ttl\":%llu",
-                   (unsigned long long)((ch->cached_until_ms - hub_now_ms()) / 1000));
+        buf_printf(&out, ",\"cache_ttl\":%llu", (unsigned long long)(ci.cache_ms_left / 1000));
     }
+    if (ci.cached)
+        frame_unref(ci.cached);
     buf_append_char(&out, '}');
     api_reply_json(r, &out);
     buf_free(&out);
@@ -132,22 +115,10 @@ void api_channel_users(api_request *r, const char *raw, size_t raw_len)
         api_error(r, 400, "Users are only available for presence channels");
         return;
     }
-    hub_channel *ch = hub_channel_find(r->hub, name, (size_t)n);
     buf out;
     buf_init(&out);
     buf_append_str(&out, "{\"users\":[");
-    if (ch) {
-        bool first = true;
-        for (size_t i = 0; i < ch->members.cap; i++) {
-            const hub_member *m = ch->members.slots[i].value;
-            if (!ch->members.slots[i].key)
-                continue;
-            buf_append_str(&out, first ? "{\"id\":" : ",{\"id\":");
-            first = false;
-            json_write_string(&out, m->id, m->id_len);
-            buf_append_char(&out, '}');
-        }
-    }
+    directory_list_users(r->hub->hub->dir, r->hub->index, name, (size_t)n, &out);
     buf_append_str(&out, "]}");
     api_reply_json(r, &out);
     buf_free(&out);

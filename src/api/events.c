@@ -1,4 +1,5 @@
 /* POST /apps/{id}/events and /batch_events (spec §8.3, §8.4). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,7 @@ typedef struct publish_item {
     const char *channels[MAX_CHANNELS_HARD];
     size_t channel_lens[MAX_CHANNELS_HARD];
     size_t num_channels;
-    subscriber *except;
+    char except[32]; /* socket id, "" for none */
     api_info info;
     bool has_info;
 } publish_item;
@@ -129,8 +130,7 @@ static bool parse_item(api_request *r, json_t *obj, publish_item *it, bool singl
             api_error(r, 400, "%ssocket_id: must look like 1234.5678", where);
             return false;
         }
-        it->except =
-            hub_find_socket(r->hub, json_string_value(socket_id), json_string_length(socket_id));
+        snprintf(it->except, sizeof(it->except), "%s", json_string_value(socket_id));
     }
     json_t *info = json_object_get(obj, "info");
     if (json_is_string(info)) {
@@ -157,7 +157,7 @@ static void publish(api_request *r, const publish_item *it)
         buf_reset(&b);
         pusher_encode_string_data(&b, name, channel, it->data, it->data_len);
         frame *f = frame_ws_text(b.data, b.len);
-        hub_publish(r->hub, channel, cl, f, it->except);
+        hub_publish(r->hub, channel, cl, f, it->except[0] ? it->except : NULL);
         frame_unref(f);
     }
     buf_free(&b);
@@ -168,14 +168,12 @@ static void write_channel_info(buf *out, api_request *r, const publish_item *it)
 {
     bool first = true;
     for (size_t i = 0; i < it->num_channels; i++) {
-        const hub_channel *ch = hub_channel_find(r->hub, it->channels[i], it->channel_lens[i]);
-        channel_kind kind = channel_classify(it->channels[i], it->channel_lens[i]);
         if (!first)
             buf_append_char(out, ',');
         first = false;
         json_write_string(out, it->channels[i], it->channel_lens[i]);
         buf_append_str(out, ":{");
-        api_write_counts(out, ch, it->info, kind.type == CHANNEL_PRESENCE);
+        api_write_counts(out, r, it->channels[i], it->channel_lens[i], it->info);
         buf_append_char(out, '}');
     }
 }
@@ -254,13 +252,9 @@ void api_batch_events(api_request *r)
                 if (i)
                     buf_append_char(&out, ',');
                 buf_append_char(&out, '{');
-                if (items[i].has_info) {
-                    const hub_channel *ch =
-                        hub_channel_find(r->hub, items[i].channels[0], items[i].channel_lens[0]);
-                    channel_kind kind =
-                        channel_classify(items[i].channels[0], items[i].channel_lens[0]);
-                    api_write_counts(&out, ch, items[i].info, kind.type == CHANNEL_PRESENCE);
-                }
+                if (items[i].has_info)
+                    api_write_counts(&out, r, items[i].channels[0], items[i].channel_lens[0],
+                                     items[i].info);
                 buf_append_char(&out, '}');
             }
             buf_append_str(&out, "]}");

@@ -10,6 +10,7 @@
 #include "net/http_response.h"
 #include "net/worker.h"
 #include "ops/health.h"
+#include "protocol/channel_name.h"
 #include "protocol/rest_auth.h"
 
 void api_reply_json(api_request *r, const buf *body)
@@ -66,15 +67,21 @@ api_info api_parse_info(const char *s, size_t len)
     return info;
 }
 
-bool api_write_counts(buf *out, const hub_channel *ch, api_info info, bool presence)
+bool api_write_counts(buf *out, api_request *r, const char *name, size_t len, api_info info)
 {
+    if (!info.user_count && !info.subscription_count)
+        return false;
+    bool presence = channel_classify(name, len).type == CHANNEL_PRESENCE;
+    dir_channel_info ci = directory_channel_info(r->hub->hub->dir, r->hub->index, name, len);
+    if (ci.cached)
+        frame_unref(ci.cached);
     bool wrote = false;
     if (info.user_count && presence) {
-        buf_printf(out, "\"user_count\":%zu", ch ? ch->members.count : 0);
+        buf_printf(out, "\"user_count\":%u", ci.user_count);
         wrote = true;
     }
     if (info.subscription_count) {
-        buf_printf(out, "%s\"subscription_count\":%u", wrote ? "," : "", ch ? ch->num_subs : 0);
+        buf_printf(out, "%s\"subscription_count\":%u", wrote ? "," : "", ci.subscription_count);
         wrote = true;
     }
     return wrote;

@@ -1,5 +1,6 @@
 #include "hub/hub.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -9,6 +10,14 @@
 #include "protocol/pusher_msg.h"
 #include "util/buf.h"
 #include "util/json_write.h"
+
+enum hub_msg_kind {
+    MSG_PUBLISH,        /* fan f out on channel name */
+    MSG_PUBLISH_USER,   /* deliver f to connections signed in as name */
+    MSG_TERMINATE_USER, /* close connections signed in as name with 4009 */
+    MSG_USER_ONLINE,    /* tell watchers of name */
+    MSG_USER_OFFLINE,
+};
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -41,27 +50,47 @@ hub *hub_new(const hk_config *cfg, uint32_t node_id, hub_webhook_fn webhook, voi
     for (size_t i = 0; i < cfg->num_apps; i++) {
         h->apps[i].cfg = &cfg->apps[i];
         h->apps[i].hub = h;
+        h->apps[i].index = i;
         strmap_init(&h->apps[i].channels);
         strmap_init(&h->apps[i].users);
         strmap_init(&h->apps[i].sockets);
     }
+    h->dir = directory_new(cfg);
+    h->owns_dir = true;
+    h->peers = NULL;
+    h->num_peers = 0;
+    pthread_mutex_init(&h->inbox.lock, NULL);
     return h;
+}
+
+void hub_join_group(hub *h, directory *dir, hub **peers, size_t num_peers, hub_wake_fn wake,
+                    void *wake_ctx)
+{
+    if (h->owns_dir)
+        directory_free(h->dir);
+    h->dir = dir;
+    h->owns_dir = false;
+    h->peers = peers;
+    h->num_peers = num_peers;
+    h->wake = wake;
+    h->wake_ctx = wake_ctx;
 }
 
 static void channel_free(hub_channel *ch)
 {
-    for (size_t i = 0; i < ch->members.cap; i++) {
-        hub_member *m = ch->members.slots[i].value;
-        if (ch->members.slots[i].key) {
-            free(m->info);
-            free(m);
-        }
-    }
+    for (size_t i = 0; i < ch->members.cap; i++)
+        if (ch->members.slots[i].key)
+            free(ch->members.slots[i].value);
     strmap_free(&ch->members);
-    if (ch->cached)
-        frame_unref(ch->cached);
     free(ch->subs);
     free(ch);
+}
+
+static void msg_free(hub_msg *m)
+{
+    if (m->f)
+        frame_unref(m->f);
+    free(m->name);
 }
 
 void hub_free(hub *h)
@@ -85,6 +114,12 @@ void hub_free(hub *h)
         strmap_free(&app->users);
         strmap_free(&app->sockets);
     }
+    for (size_t i = 0; i < h->inbox.count; i++)
+        msg_free(&h->inbox.items[i]);
+    free(h->inbox.items);
+    pthread_mutex_destroy(&h->inbox.lock);
+    if (h->owns_dir)
+        directory_free(h->dir);
     free(h->apps);
     free(h);
 }
@@ -118,11 +153,81 @@ static void broadcast(hub_channel *ch, frame *f, const subscriber *except)
     }
 }
 
-static void broadcast_payload(hub_channel *ch, const buf *payload, const subscriber *except)
+/* ---- messages between workers ----------------------------------------------- */
+
+static void inbox_push(hub *to, uint8_t kind, size_t app, const char *name, size_t len, frame *f,
+                       const char *except)
+{
+    hub_msg m = {.kind = kind, .app = (uint32_t)app, .f = f ? frame_ref(f) : NULL};
+    m.name = malloc(len + 1);
+    if (!m.name)
+        abort();
+    memcpy(m.name, name, len);
+    m.name[len] = '\0';
+    m.name_len = len;
+    if (except)
+        snprintf(m.except, sizeof(m.except), "%s", except);
+    pthread_mutex_lock(&to->inbox.lock);
+    if (to->inbox.count == to->inbox.cap) {
+        to->inbox.cap = to->inbox.cap ? to->inbox.cap * 2 : 16;
+        to->inbox.items = xrealloc(to->inbox.items, to->inbox.cap * sizeof(hub_msg));
+    }
+    to->inbox.items[to->inbox.count++] = m;
+    bool first = to->inbox.count == 1;
+    pthread_mutex_unlock(&to->inbox.lock);
+    if (first && to->wake)
+        to->wake(to->wake_ctx);
+}
+
+static void local_deliver(hub *h, uint8_t kind, size_t app_idx, const char *name, size_t len,
+                          frame *f, const subscriber *except);
+
+/* Runs kind on this hub now and on every other hub through its inbox. The
+ * excluded connection is named by socket id: it may live on any worker. */
+static void group_send_except_id(hub_app *app, uint8_t kind, const char *name, size_t len, frame *f,
+                                 const char *except_id)
+{
+    hub *self = app->hub;
+    for (size_t i = 0; i < self->num_peers; i++)
+        if (self->peers[i] != self)
+            inbox_push(self->peers[i], kind, app->index, name, len, f, except_id);
+    const subscriber *except =
+        except_id ? hub_find_socket(app, except_id, strlen(except_id)) : NULL;
+    local_deliver(self, kind, app->index, name, len, f, except);
+}
+
+static void group_send(hub_app *app, uint8_t kind, const char *name, size_t len, frame *f,
+                       const subscriber *except)
+{
+    group_send_except_id(app, kind, name, len, f, except ? except->socket_id : NULL);
+}
+
+static void group_publish_payload(hub_app *app, const char *channel, size_t len, const buf *payload,
+                                  const subscriber *except)
 {
     frame *f = frame_ws_text(payload->data, payload->len);
-    broadcast(ch, f, except);
+    group_send(app, MSG_PUBLISH, channel, len, f, except);
     frame_unref(f);
+}
+
+void hub_drain_inbox(hub *h)
+{
+    pthread_mutex_lock(&h->inbox.lock);
+    hub_msg *items = h->inbox.items;
+    size_t count = h->inbox.count;
+    h->inbox.items = NULL;
+    h->inbox.count = 0;
+    h->inbox.cap = 0;
+    pthread_mutex_unlock(&h->inbox.lock);
+    for (size_t i = 0; i < count; i++) {
+        hub_msg *m = &items[i];
+        hub_app *app = &h->apps[m->app];
+        const subscriber *except =
+            m->except[0] ? hub_find_socket(app, m->except, strlen(m->except)) : NULL;
+        local_deliver(h, m->kind, m->app, m->name, m->name_len, m->f, except);
+        msg_free(m);
+    }
+    free(items);
 }
 
 /* ---- sockets ---------------------------------------------------------------- */
@@ -156,6 +261,7 @@ void hub_attach(hub_app *app, subscriber *s, const subscriber_ops *ops)
     }
     strmap_put(&app->sockets, s->socket_id, s->socket_id_len, s);
     app->connections++;
+    directory_add_connection(app->hub->dir, app->index, 1);
 }
 
 subscriber *hub_find_socket(hub_app *app, const char *socket_id, size_t len)
@@ -164,11 +270,6 @@ subscriber *hub_find_socket(hub_app *app, const char *socket_id, size_t len)
 }
 
 /* ---- channels --------------------------------------------------------------- */
-
-static bool cache_valid(const hub_channel *ch)
-{
-    return ch->cached && ch->cached_until_ms > hub_now_ms();
-}
 
 hub_channel *hub_channel_find(hub_app *app, const char *name, size_t len)
 {
@@ -193,109 +294,73 @@ static hub_channel *channel_get_or_create(hub_app *app, const char *name, size_t
     return ch;
 }
 
-/* Frees the channel when nothing keeps it: no subscriber, no live cache. */
 static void channel_release(hub_channel *ch)
 {
-    if (ch->num_subs > 0 || cache_valid(ch))
+    if (ch->num_subs > 0)
         return;
     strmap_remove(&ch->app->channels, ch->name, ch->name_len);
     channel_free(ch);
 }
 
-static void encode_presence_state(buf *out, hub_channel *ch)
-{
-    /* {"presence":{"ids":[...],"hash":{id:info,...},"count":N}} */
-    buf_append_str(out, "{\"presence\":{\"ids\":[");
-    bool first = true;
-    for (size_t i = 0; i < ch->members.cap; i++) {
-        hub_member *m = ch->members.slots[i].value;
-        if (!ch->members.slots[i].key)
-            continue;
-        if (!first)
-            buf_append_char(out, ',');
-        first = false;
-        json_write_string(out, m->id, m->id_len);
-    }
-    buf_append_str(out, "],\"hash\":{");
-    first = true;
-    for (size_t i = 0; i < ch->members.cap; i++) {
-        hub_member *m = ch->members.slots[i].value;
-        if (!ch->members.slots[i].key)
-            continue;
-        if (!first)
-            buf_append_char(out, ',');
-        first = false;
-        json_write_string(out, m->id, m->id_len);
-        buf_append_char(out, ':');
-        buf_append(out, m->info, m->info_len);
-    }
-    buf_append_str(out, "},\"count\":");
-    buf_append_u64(out, ch->members.count);
-    buf_append_str(out, "}}");
-}
-
-static void send_subscription_succeeded(subscriber *s, hub_channel *ch)
+static void send_subscription_succeeded(subscriber *s, hub_channel *ch, const buf *presence)
 {
     buf payload;
     buf_init(&payload);
-    if (ch->kind.type == CHANNEL_PRESENCE) {
-        buf data;
-        buf_init(&data);
-        encode_presence_state(&data, ch);
+    if (presence)
         pusher_encode_string_data(&payload, "pusher_internal:subscription_succeeded", ch->name,
-                                  data.data, data.len);
-        buf_free(&data);
-    } else {
+                                  presence->data, presence->len);
+    else
         pusher_encode_string_data(&payload, "pusher_internal:subscription_succeeded", ch->name,
                                   "{}", 2);
-    }
     send_payload(s, &payload);
     buf_free(&payload);
 }
 
-static void member_event(hub_channel *ch, const hub_member *m, bool added, const subscriber *except)
+static void member_event(hub_app *app, const char *channel, size_t channel_len, const char *id,
+                         size_t id_len, const char *info, size_t info_len, const subscriber *except)
 {
+    bool added = info != NULL;
     buf data, payload;
     buf_init(&data);
     buf_init(&payload);
     buf_append_str(&data, "{\"user_id\":");
-    json_write_string(&data, m->id, m->id_len);
+    json_write_string(&data, id, id_len);
     if (added) {
         buf_append_str(&data, ",\"user_info\":");
-        buf_append(&data, m->info, m->info_len);
+        buf_append(&data, info, info_len);
     }
     buf_append_char(&data, '}');
     pusher_encode_string_data(
         &payload, added ? "pusher_internal:member_added" : "pusher_internal:member_removed",
-        ch->name, data.data, data.len);
-    broadcast_payload(ch, &payload, except);
+        channel, data.data, data.len);
+    group_publish_payload(app, channel, channel_len, &payload, except);
     buf_free(&data);
     buf_free(&payload);
 
     webhook_event ev = {.kind = added ? WEBHOOK_MEMBER_ADDED : WEBHOOK_MEMBER_REMOVED,
-                        .channel = ch->name,
-                        .user_id = m->id};
-    emit(ch->app, &ev);
+                        .channel = channel,
+                        .user_id = id};
+    emit(app, &ev);
 }
 
-static void subscription_count_changed(hub_channel *ch)
+static void subscription_count_changed(hub_app *app, const char *channel, size_t len,
+                                       uint32_t total)
 {
-    if (!ch->app->cfg->subscription_count)
+    if (!app->cfg->subscription_count)
         return;
-    if (ch->num_subs > 0) {
+    if (total > 0) {
         char data[64];
-        int n = snprintf(data, sizeof(data), "{\"subscription_count\":%u}", ch->num_subs);
+        int n = snprintf(data, sizeof(data), "{\"subscription_count\":%u}", total);
         buf payload;
         buf_init(&payload);
-        pusher_encode_string_data(&payload, "pusher_internal:subscription_count", ch->name, data,
+        pusher_encode_string_data(&payload, "pusher_internal:subscription_count", channel, data,
                                   (size_t)n);
-        broadcast_payload(ch, &payload, NULL);
+        group_publish_payload(app, channel, len, &payload, NULL);
         buf_free(&payload);
     }
-    webhook_event ev = {.kind = WEBHOOK_SUBSCRIPTION_COUNT,
-                        .channel = ch->name,
-                        .subscription_count = ch->num_subs};
-    emit(ch->app, &ev);
+    webhook_event ev = {
+        .kind = WEBHOOK_SUBSCRIPTION_COUNT, .channel = channel, .subscription_count = total};
+    emit(app, &ev);
 }
 
 sub_slot *hub_subscription(subscriber *s, const char *name, size_t len)
@@ -312,40 +377,48 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
                                         channel_kind kind, const hub_presence_join *join)
 {
     hub_app *app = s->app;
+    hub *h = app->hub;
+    bool presence = kind.type == CHANNEL_PRESENCE;
+    buf state;
+    buf_init(&state);
+
     sub_slot *existing = hub_subscription(s, name, len);
     if (existing) {
-        send_subscription_succeeded(s, existing->channel);
+        if (presence)
+            directory_presence_state(h->dir, app->index, name, len, &state);
+        send_subscription_succeeded(s, existing->channel, presence ? &state : NULL);
+        buf_free(&state);
         return HUB_ALREADY_SUBSCRIBED;
     }
     hub_channel *ch = channel_get_or_create(app, name, len, kind);
 
     hub_member *member = NULL;
-    bool new_member = false;
-    if (kind.type == CHANNEL_PRESENCE) {
+    dir_member_join mj;
+    if (presence) {
         member = strmap_get(&ch->members, join->user_id, join->user_id_len);
-        if (!member) {
-            if (ch->members.count >= app->cfg->max_presence_members) {
-                channel_release(ch);
-                return HUB_MEMBER_LIMIT;
-            }
-            member = malloc(sizeof(*member) + join->user_id_len + 1);
-            if (!member)
-                abort();
-            member->conns = 0;
-            member->id_len = (uint32_t)join->user_id_len;
-            memcpy(member->id, join->user_id, join->user_id_len);
-            member->id[join->user_id_len] = '\0';
-            member->info = malloc(join->user_info_len + 1);
-            if (!member->info)
-                abort();
-            memcpy(member->info, join->user_info, join->user_info_len);
-            member->info[join->user_info_len] = '\0';
-            member->info_len = join->user_info_len;
-            strmap_put(&ch->members, member->id, member->id_len, member);
-            new_member = true;
-        }
-        member->conns++;
+        mj = (dir_member_join){join->user_id, join->user_id_len, join->user_info,
+                               join->user_info_len, app->cfg->max_presence_members};
     }
+    dir_subscribe_result r =
+        directory_subscribe(h->dir, app->index, name, len, kind, presence && !member ? &mj : NULL,
+                            presence ? &state : NULL);
+    if (r.refused) {
+        channel_release(ch);
+        buf_free(&state);
+        return HUB_MEMBER_LIMIT;
+    }
+    if (presence && !member) {
+        member = malloc(sizeof(*member) + join->user_id_len + 1);
+        if (!member)
+            abort();
+        member->conns = 0;
+        member->id_len = (uint32_t)join->user_id_len;
+        memcpy(member->id, join->user_id, join->user_id_len);
+        member->id[join->user_id_len] = '\0';
+        strmap_put(&ch->members, member->id, member->id_len, member);
+    }
+    if (member)
+        member->conns++;
 
     if (s->num_slots == s->slots_cap) {
         s->slots_cap = s->slots_cap ? s->slots_cap * 2 : 2;
@@ -360,49 +433,48 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
     s->num_slots++;
     ch->num_subs++;
 
-    send_subscription_succeeded(s, ch);
-    if (kind.cache) {
-        if (cache_valid(ch)) {
-            s->ops->send(s, ch->cached);
-        } else {
-            buf payload;
-            buf_init(&payload);
-            buf_append_str(&payload, "{\"event\":\"pusher:cache_miss\",\"channel\":");
-            json_write_string(&payload, ch->name, ch->name_len);
-            buf_append_char(&payload, '}');
-            send_payload(s, &payload);
-            buf_free(&payload);
-            webhook_event ev = {.kind = WEBHOOK_CACHE_MISS, .channel = ch->name};
-            emit(app, &ev);
-        }
+    send_subscription_succeeded(s, ch, presence ? &state : NULL);
+    buf_free(&state);
+    if (r.cached) {
+        s->ops->send(s, r.cached);
+        frame_unref(r.cached);
+    } else if (kind.cache) {
+        buf payload;
+        buf_init(&payload);
+        buf_append_str(&payload, "{\"event\":\"pusher:cache_miss\",\"channel\":");
+        json_write_string(&payload, ch->name, ch->name_len);
+        buf_append_char(&payload, '}');
+        send_payload(s, &payload);
+        buf_free(&payload);
+        webhook_event ev = {.kind = WEBHOOK_CACHE_MISS, .channel = ch->name};
+        emit(app, &ev);
     }
-    if (new_member)
-        member_event(ch, member, true, s);
-    if (ch->num_subs == 1) {
+    if (r.new_member)
+        member_event(app, ch->name, ch->name_len, join->user_id, join->user_id_len, join->user_info,
+                     join->user_info_len, s);
+    if (r.total == 1) {
         webhook_event ev = {.kind = WEBHOOK_CHANNEL_OCCUPIED, .channel = ch->name};
         emit(app, &ev);
     }
-    subscription_count_changed(ch);
+    subscription_count_changed(app, ch->name, ch->name_len, r.total);
     return HUB_SUBSCRIBED;
 }
 
 /* Removes subscription index i of s, with its presence and webhook effects. */
 static void unsubscribe_slot(subscriber *s, uint32_t i)
 {
+    hub_app *app = s->app;
     sub_slot slot = s->slots[i];
     hub_channel *ch = slot.channel;
 
-    /* swap-remove from the subscriber's list */
-    uint32_t last = s->num_slots - 1;
+    uint32_t last = s->num_slots - 1; /* swap-remove from the subscriber's list */
     if (i != last) {
         s->slots[i] = s->slots[last];
-        hub_channel *moved_ch = s->slots[i].channel;
-        moved_ch->subs[s->slots[i].pos].slot = i;
+        s->slots[i].channel->subs[s->slots[i].pos].slot = i;
     }
     s->num_slots--;
 
-    /* swap-remove from the channel's list */
-    uint32_t ch_last = ch->num_subs - 1;
+    uint32_t ch_last = ch->num_subs - 1; /* swap-remove from the channel's list */
     if (slot.pos != ch_last) {
         ch->subs[slot.pos] = ch->subs[ch_last];
         channel_sub moved = ch->subs[slot.pos];
@@ -410,19 +482,35 @@ static void unsubscribe_slot(subscriber *s, uint32_t i)
     }
     ch->num_subs--;
 
+    char member_id[160];
+    size_t member_len = 0;
+    bool member_left_worker = false;
     if (slot.member && --slot.member->conns == 0) {
         hub_member *m = slot.member;
+        member_len = m->id_len < sizeof(member_id) - 1 ? m->id_len : sizeof(member_id) - 1;
+        memcpy(member_id, m->id, member_len);
+        member_id[member_len] = '\0';
         strmap_remove(&ch->members, m->id, m->id_len);
-        member_event(ch, m, false, NULL);
-        free(m->info);
         free(m);
+        member_left_worker = true;
     }
-    if (ch->num_subs == 0) {
-        webhook_event ev = {.kind = WEBHOOK_CHANNEL_VACATED, .channel = ch->name};
-        emit(ch->app, &ev);
-    }
-    subscription_count_changed(ch);
+    char name[256];
+    size_t name_len = ch->name_len < sizeof(name) - 1 ? ch->name_len : sizeof(name) - 1;
+    memcpy(name, ch->name, name_len);
+    name[name_len] = '\0';
     channel_release(ch);
+
+    bool member_removed = false;
+    uint32_t total =
+        directory_unsubscribe(app->hub->dir, app->index, name, name_len,
+                              member_left_worker ? member_id : NULL, member_len, &member_removed);
+    if (member_removed)
+        member_event(app, name, name_len, member_id, member_len, NULL, 0, NULL);
+    if (total == 0) {
+        webhook_event ev = {.kind = WEBHOOK_CHANNEL_VACATED, .channel = name};
+        emit(app, &ev);
+    }
+    subscription_count_changed(app, name, name_len, total);
 }
 
 bool hub_unsubscribe(subscriber *s, const char *name, size_t len)
@@ -434,39 +522,25 @@ bool hub_unsubscribe(subscriber *s, const char *name, size_t len)
     return true;
 }
 
-void hub_publish(hub_app *app, const char *name, size_t len, frame *f, const subscriber *except)
+void hub_publish(hub_app *app, const char *name, size_t len, frame *f, const char *except_socket_id)
 {
     channel_kind kind = channel_classify(name, len);
     if (kind.type == CHANNEL_USER) {
         size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
-        hub_user *u = hub_user_find(app, name + prefix, len - prefix);
-        if (!u)
-            return;
-        for (uint32_t i = 0; i < u->num_conns; i++)
-            if (u->conns[i] != except)
-                u->conns[i]->ops->send(u->conns[i], f);
+        group_send_except_id(app, MSG_PUBLISH_USER, name + prefix, len - prefix, f,
+                             except_socket_id);
         return;
     }
-    hub_channel *ch;
-    if (kind.cache) {
-        ch = channel_get_or_create(app, name, len, kind);
-        if (ch->cached)
-            frame_unref(ch->cached);
-        ch->cached = frame_ref(f);
-        ch->cached_until_ms = hub_now_ms() + (uint64_t)app->cfg->cache_ttl * 1000u;
-    } else {
-        ch = hub_channel_find(app, name, len);
-        if (!ch)
-            return;
-    }
-    broadcast(ch, f, except);
+    if (kind.cache)
+        directory_cache_store(app->hub->dir, app->index, name, len, f, app->cfg->cache_ttl);
+    group_send_except_id(app, MSG_PUBLISH, name, len, f, except_socket_id);
 }
 
 void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event, const char *data,
                       size_t data_len)
 {
     hub_channel *ch = slot->channel;
-    broadcast(ch, f, s);
+    group_send(s->app, MSG_PUBLISH, ch->name, ch->name_len, f, s);
     webhook_event ev = {.kind = WEBHOOK_CLIENT_EVENT,
                         .channel = ch->name,
                         .user_id = slot->member ? slot->member->id : NULL,
@@ -571,17 +645,52 @@ static void notify_watchers(hub_user *u, bool online)
     buf_free(&id);
 }
 
+static void local_deliver(hub *h, uint8_t kind, size_t app_idx, const char *name, size_t len,
+                          frame *f, const subscriber *except)
+{
+    hub_app *app = &h->apps[app_idx];
+    if (kind == MSG_PUBLISH) {
+        hub_channel *ch = hub_channel_find(app, name, len);
+        if (ch)
+            broadcast(ch, f, except);
+        return;
+    }
+    hub_user *u = hub_user_find(app, name, len);
+    if (!u)
+        return;
+    switch (kind) {
+    case MSG_PUBLISH_USER:
+        for (uint32_t i = 0; i < u->num_conns; i++)
+            if (u->conns[i] != except)
+                u->conns[i]->ops->send(u->conns[i], f);
+        break;
+    case MSG_TERMINATE_USER:
+        /* close is asynchronous: the list stays intact while we walk it */
+        for (uint32_t i = 0; i < u->num_conns; i++)
+            u->conns[i]->ops->close(u->conns[i], PUSHER_UNAUTHORIZED,
+                                    "You got disconnected by the app.");
+        break;
+    case MSG_USER_ONLINE:
+    case MSG_USER_OFFLINE:
+        notify_watchers(u, kind == MSG_USER_ONLINE);
+        break;
+    default:
+        break;
+    }
+}
+
 bool hub_signin(subscriber *s, const char *user_id, size_t len, const char *const *watch_ids,
                 const size_t *watch_lens, size_t num_watch)
 {
     hub_app *app = s->app;
+    hub *h = app->hub;
     if (s->user)
         return s->user->id_len == len && memcmp(s->user->id, user_id, len) == 0;
     hub_user *u = user_get_or_create(app, user_id, len);
     push_sub(&u->conns, &u->num_conns, &u->conns_cap, s);
     s->user = u;
-    if (u->num_conns == 1)
-        notify_watchers(u, true);
+    if (directory_user_online(h->dir, app->index, user_id, len, 1) == 1)
+        group_send(app, MSG_USER_ONLINE, user_id, len, NULL, NULL);
 
     if (num_watch == 0)
         return true;
@@ -598,7 +707,8 @@ bool hub_signin(subscriber *s, const char *user_id, size_t len, const char *cons
             continue;
         s->watching[s->num_watching++] = w;
         push_sub(&w->watchers, &w->num_watchers, &w->watchers_cap, s);
-        buf *list = w->num_conns > 0 ? &online : &offline;
+        bool is_online = directory_user_online(h->dir, app->index, w->id, w->id_len, 0) > 0;
+        buf *list = is_online ? &online : &offline;
         if (list->len)
             buf_append_char(list, ',');
         json_write_string(list, w->id, w->id_len);
@@ -610,15 +720,9 @@ bool hub_signin(subscriber *s, const char *user_id, size_t len, const char *cons
     return true;
 }
 
-size_t hub_terminate_user(hub_app *app, const char *id, size_t len)
+void hub_terminate_user(hub_app *app, const char *id, size_t len)
 {
-    hub_user *u = hub_user_find(app, id, len);
-    if (!u)
-        return 0;
-    /* close is asynchronous: the list stays intact while we walk it */
-    for (uint32_t i = 0; i < u->num_conns; i++)
-        u->conns[i]->ops->close(u->conns[i], 4009, "You got disconnected by the app.");
-    return u->num_conns;
+    group_send(app, MSG_TERMINATE_USER, id, len, NULL, NULL);
 }
 
 void hub_detach(subscriber *s)
@@ -636,9 +740,15 @@ void hub_detach(subscriber *s)
         hub_user *u = s->user;
         remove_sub(u->conns, &u->num_conns, s);
         s->user = NULL;
-        if (u->num_conns == 0)
-            notify_watchers(u, false);
-        user_release(app, u);
+        if (directory_user_online(app->hub->dir, app->index, u->id, u->id_len, -1) == 0) {
+            char id[160];
+            size_t n = u->id_len < sizeof(id) ? u->id_len : sizeof(id);
+            memcpy(id, u->id, n);
+            user_release(app, u);
+            group_send(app, MSG_USER_OFFLINE, id, n, NULL, NULL);
+        } else {
+            user_release(app, u);
+        }
     }
     for (uint32_t i = 0; i < s->num_watching; i++) {
         hub_user *w = s->watching[i];
@@ -651,24 +761,11 @@ void hub_detach(subscriber *s)
 
     strmap_remove(&app->sockets, s->socket_id, s->socket_id_len);
     app->connections--;
+    directory_add_connection(app->hub->dir, app->index, -1);
     s->app = NULL;
 }
 
 void hub_sweep(hub *h)
 {
-    for (size_t a = 0; a < h->num_apps; a++) {
-        hub_app *app = &h->apps[a];
-        hub_channel *dead[64];
-        size_t n;
-        do {
-            n = 0;
-            for (size_t i = 0; i < app->channels.cap && n < 64; i++) {
-                hub_channel *ch = app->channels.slots[i].value;
-                if (app->channels.slots[i].key && ch->num_subs == 0 && !cache_valid(ch))
-                    dead[n++] = ch;
-            }
-            for (size_t i = 0; i < n; i++)
-                channel_release(dead[i]);
-        } while (n == 64);
-    }
+    directory_sweep(h->dir);
 }

@@ -7,15 +7,22 @@
  * reference to one shared frame per subscriber; nothing is allocated or
  * encoded per subscriber.
  *
- * One hub belongs to one event-loop thread; none of these functions lock. */
+ * One hub belongs to one event-loop thread (a worker) and holds that
+ * worker's subscribers. What all workers must agree on (subscription
+ * totals, presence members, cached events, who is online) lives in the
+ * shared directory (hub/directory.h). A publish is fanned out by the
+ * publishing worker to its own subscribers and handed to every other
+ * worker's inbox as one message carrying a reference to the same frame. */
 #ifndef HARK_HUB_HUB_H
 #define HARK_HUB_HUB_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "config/config.h"
+#include "hub/directory.h"
 #include "hub/frame.h"
 #include "protocol/channel_name.h"
 #include "util/strmap.h"
@@ -61,11 +68,11 @@ typedef struct channel_sub {
     uint32_t slot;
 } channel_sub;
 
+/* A presence member as seen by this worker (user_info lives in the
+ * directory, which keeps the first one). */
 struct hub_member {
-    uint32_t conns; /* this user's subscriptions to the channel */
+    uint32_t conns; /* this worker's subscriptions of the user to the channel */
     uint32_t id_len;
-    char *info; /* user_info as compact JSON text ("null" when absent) */
-    size_t info_len;
     char id[];
 };
 
@@ -95,11 +102,30 @@ typedef void (*hub_webhook_fn)(void *ctx, const hk_app *app, const webhook_event
 struct hub_app {
     const hk_app *cfg;
     hub *hub;
-    strmap channels; /* name → hub_channel */
-    strmap users;    /* id → hub_user (signed in, or watched) */
-    strmap sockets;  /* socket id → subscriber */
-    long connections;
+    strmap channels;  /* name → hub_channel */
+    strmap users;     /* id → hub_user (signed in, or watched) */
+    strmap sockets;   /* socket id → subscriber */
+    long connections; /* this worker's */
+    size_t index;     /* in cfg->apps and the directory */
 };
+
+/* A message from another worker's hub. */
+typedef struct hub_msg {
+    uint8_t kind;
+    uint32_t app;
+    frame *f;
+    char except[32]; /* socket id not to deliver to, "" for none */
+    char *name;      /* channel or user id (owned) */
+    size_t name_len;
+} hub_msg;
+
+typedef struct hub_inbox {
+    pthread_mutex_t lock;
+    hub_msg *items;
+    size_t count, cap;
+} hub_inbox;
+
+typedef void (*hub_wake_fn)(void *ctx);
 
 struct hub {
     const hk_config *cfg;
@@ -108,10 +134,24 @@ struct hub {
     uint32_t node_id; /* first part of socket ids */
     hub_webhook_fn webhook;
     void *webhook_ctx;
+    directory *dir;
+    bool owns_dir;
+    hub **peers; /* every hub of the server, this one included */
+    size_t num_peers;
+    hub_wake_fn wake; /* wakes this hub's loop to drain its inbox */
+    void *wake_ctx;
+    hub_inbox inbox;
 };
 
+/* A hub on its own (one worker, private directory). */
 hub *hub_new(const hk_config *cfg, uint32_t node_id, hub_webhook_fn webhook, void *webhook_ctx);
+/* Joins a group of workers sharing dir (replaces the private directory).
+ * peers must outlive the hub; wake is called from other threads. */
+void hub_join_group(hub *h, directory *dir, hub **peers, size_t num_peers, hub_wake_fn wake,
+                    void *wake_ctx);
 void hub_free(hub *h);
+/* Handles what other workers sent (on this hub's thread). */
+void hub_drain_inbox(hub *h);
 hub_app *hub_app_of(hub *h, const hk_app *app);
 uint64_t hub_now_ms(void);
 
@@ -144,11 +184,13 @@ bool hub_unsubscribe(subscriber *s, const char *name, size_t len);
 /* The subscription of s to name, or NULL. */
 sub_slot *hub_subscription(subscriber *s, const char *name, size_t len);
 
+/* This worker's part of a channel, or NULL. */
 hub_channel *hub_channel_find(hub_app *app, const char *name, size_t len);
-/* Queues f for every subscriber of the channel except `except` (may be
- * NULL), remembering it on cache channels. "#server-to-user-<id>" reaches
- * every connection signed in as <id>. */
-void hub_publish(hub_app *app, const char *name, size_t len, frame *f, const subscriber *except);
+/* Queues f for every subscriber of the channel, on every worker, except the
+ * connection with socket id except_socket_id (may be NULL), remembering it on cache channels.
+ * "#server-to-user-<id>" reaches every connection signed in as <id>. */
+void hub_publish(hub_app *app, const char *name, size_t len, frame *f,
+                 const char *except_socket_id);
 /* A client event from s on its subscribed channel (reported to webhooks). */
 void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event, const char *data,
                       size_t data_len);
@@ -158,10 +200,10 @@ void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event
 bool hub_signin(subscriber *s, const char *user_id, size_t len, const char *const *watch_ids,
                 const size_t *watch_lens, size_t num_watch);
 hub_user *hub_user_find(hub_app *app, const char *id, size_t len);
-/* Closes every connection signed in as user_id with 4009. Returns how many. */
-size_t hub_terminate_user(hub_app *app, const char *id, size_t len);
+/* Closes every connection signed in as user_id, on every worker, with 4009. */
+void hub_terminate_user(hub_app *app, const char *id, size_t len);
 
-/* Frees vacant channels whose cached event has expired. */
+/* Frees vacant channels whose cached event has expired (directory). */
 void hub_sweep(hub *h);
 
 #endif

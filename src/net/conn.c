@@ -12,6 +12,7 @@
 #include "api/router.h"
 #include "net/http_parser.h"
 #include "net/http_response.h"
+#include "net/server.h"
 #include "net/worker.h"
 #include "net/ws_frame.h"
 #include "net/ws_handshake.h"
@@ -169,6 +170,7 @@ void conn_destroy(conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->num_conns--;
+    atomic_fetch_sub(&w->srv->connections, 1);
     uv_poll_stop(&c->poll);
     close(c->fd);
     c->fd = -1;
@@ -472,6 +474,7 @@ conn *conn_accept(worker *w, int fd)
         w->conns->prev = c;
     w->conns = c;
     w->num_conns++;
+    atomic_fetch_add(&w->srv->connections, 1);
     w->stats.connections_total++;
     return c;
 }

@@ -20,7 +20,6 @@
 
 /* Set by the signal handler, read by the sweep timer. */
 static volatile sig_atomic_t stop_requested;
-static int reserve_fd = -1; /* given up to accept-and-close when out of descriptors */
 
 void worker_mark_dirty(worker *w, conn *c)
 {
@@ -50,10 +49,7 @@ static void on_check(uv_check_t *h)
 
 long server_connections(const server *s)
 {
-    long n = 0;
-    for (uint32_t i = 0; i < s->num_workers; i++)
-        n += s->workers[i].num_conns;
-    return n;
+    return atomic_load(&((server *)s)->connections);
 }
 
 static void on_listener(uv_poll_t *h, int status, int events)
@@ -70,18 +66,17 @@ static void on_listener(uv_poll_t *h, int status, int events)
         if (errno == EMFILE || errno == ENFILE) {
             /* Out of descriptors: accept and drop one so the client hears
              * about it at once instead of hanging in the backlog. */
-            static uint64_t last_warn;
-            if (uv_now(&w->loop) - last_warn > 5000) {
+            if (uv_now(&w->loop) - w->last_emfile_warn_ms > 5000) {
                 log_warn("out of file descriptors (%ld connections): refusing new ones",
-                         w->num_conns);
-                last_warn = uv_now(&w->loop);
+                         server_connections(w->srv));
+                w->last_emfile_warn_ms = uv_now(&w->loop);
             }
-            if (reserve_fd >= 0) {
-                close(reserve_fd);
+            if (w->reserve_fd >= 0) {
+                close(w->reserve_fd);
                 int fd2 = accept(w->listen_fd, NULL, NULL);
                 if (fd2 >= 0)
                     close(fd2);
-                reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
             }
         }
         break;
@@ -93,7 +88,7 @@ static void start_drain(worker *w)
     if (w->draining)
         return;
     w->draining = true;
-    w->srv->draining = true;
+    atomic_store(&w->srv->draining, true);
     w->drain_deadline_ms = uv_now(&w->loop) + w->cfg->shutdown_grace_ms;
     uv_poll_stop(&w->listener);
     log_info("shutting down: closing %ld connections with 4200", w->num_conns);
@@ -113,7 +108,6 @@ static void on_sweep(uv_timer_t *t)
     worker *w = t->data;
     const hk_config *cfg = w->cfg;
     uint64_t now = uv_now(&w->loop);
-    static uint32_t sweeps;
 
     if (stop_requested && !w->draining)
         start_drain(w);
@@ -146,7 +140,7 @@ static void on_sweep(uv_timer_t *t)
         }
         session_sweep(c, now);
     }
-    if (++sweeps % CHANNEL_SWEEP_EVERY == 0)
+    if (++w->sweeps % CHANNEL_SWEEP_EVERY == 0 && w->id == 1)
         hub_sweep(w->hub);
     flush_dirty(w);
 
@@ -163,7 +157,7 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-static int open_listener(const hk_config *cfg)
+static int open_listener(const hk_config *cfg, bool reuseport)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -183,6 +177,8 @@ static int open_listener(const hk_config *cfg)
             continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (reuseport) /* one listener per worker; the kernel spreads connections */
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0)
             break;
         log_error("cannot listen on %s:%d: %s", cfg->host, cfg->port, strerror(errno));
@@ -208,7 +204,7 @@ static long raise_fd_limit(const hk_config *cfg)
                      (unsigned long long)rl.rlim_max);
         getrlimit(RLIMIT_NOFILE, &rl);
     }
-    long fit = (long)rl.rlim_cur - 64; /* listener, logs, storage, webhooks */
+    long fit = (long)rl.rlim_cur - 64; /* listeners, logs, storage, webhooks */
     if (cfg->max_connections >= 0 && cfg->max_connections > fit)
         log_warn("max_connections %ld exceeds what the open-file limit (%llu) allows; at most "
                  "%ld connections will be accepted",
@@ -221,6 +217,18 @@ static void webhook_bridge(void *ctx, const hk_app *app, const webhook_event *ev
     webhooks_emit(ctx, app, ev);
 }
 
+static void on_wakeup(uv_async_t *a)
+{
+    worker *w = a->data;
+    hub_drain_inbox(w->hub);
+}
+
+static void wake_worker(void *ctx)
+{
+    worker *w = ctx;
+    uv_async_send(&w->wakeup);
+}
+
 static void close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -228,60 +236,107 @@ static void close_walk(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static uint32_t worker_count(const hk_config *cfg)
+{
+    if (cfg->workers > 0)
+        return cfg->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (uint32_t)n;
+}
+
 int server_run(const hk_config *cfg, webhooks *wh)
 {
-    server srv = {.cfg = cfg, .webhooks = wh};
-    srv.max_connections = raise_fd_limit(cfg);
-    if (cfg->workers > 1)
-        log_warn("workers = %u: this build serves from one event loop", cfg->workers);
-
-    int fd = open_listener(cfg);
-    if (fd < 0)
-        return 1;
-    reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-    worker *w = calloc(1, sizeof(*w));
-    if (!w)
+    server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
         abort();
-    srv.workers = w;
-    srv.num_workers = 1;
-    w->srv = &srv;
-    w->cfg = cfg;
-    w->id = 1;
-    w->listen_fd = fd;
-    w->read_buf = malloc(WORKER_READ_BUF);
-    if (!w->read_buf)
+    srv->cfg = cfg;
+    srv->webhooks = wh;
+    srv->max_connections = raise_fd_limit(cfg);
+    atomic_init(&srv->connections, 0);
+    atomic_init(&srv->draining, false);
+    uint32_t n = worker_count(cfg);
+    srv->dir = directory_new(cfg);
+    srv->workers = calloc(n, sizeof(*srv->workers));
+    hub **hubs = calloc(n, sizeof(*hubs));
+    if (!srv->workers || !hubs)
         abort();
-    w->hub = hub_new(cfg, w->id, webhook_bridge, wh);
-    uv_loop_init(&w->loop);
-    uv_poll_init_socket(&w->loop, &w->listener, fd);
-    w->listener.data = w;
-    uv_poll_start(&w->listener, UV_READABLE, on_listener);
-    uv_check_init(&w->loop, &w->flush_check);
-    w->flush_check.data = w;
-    uv_check_start(&w->flush_check, on_check);
-    uv_timer_init(&w->loop, &w->sweep_timer);
-    w->sweep_timer.data = w;
-    uv_timer_start(&w->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
 
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    int exit_code = 0;
+    uint32_t started = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        worker *w = &srv->workers[i];
+        w->listen_fd = open_listener(cfg, n > 1);
+        if (w->listen_fd < 0) {
+            exit_code = 1;
+            break;
+        }
+        w->srv = srv;
+        w->cfg = cfg;
+        w->id = i + 1;
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        w->read_buf = malloc(WORKER_READ_BUF);
+        if (!w->read_buf)
+            abort();
+        w->hub = hub_new(cfg, w->id, webhook_bridge, wh);
+        hubs[i] = w->hub;
+        uv_loop_init(&w->loop);
+        uv_poll_init_socket(&w->loop, &w->listener, w->listen_fd);
+        w->listener.data = w;
+        uv_poll_start(&w->listener, UV_READABLE, on_listener);
+        uv_check_init(&w->loop, &w->flush_check);
+        w->flush_check.data = w;
+        uv_check_start(&w->flush_check, on_check);
+        uv_timer_init(&w->loop, &w->sweep_timer);
+        w->sweep_timer.data = w;
+        uv_timer_start(&w->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+        uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+        w->wakeup.data = w;
+        started++;
+    }
+    srv->num_workers = started;
+    for (uint32_t i = 0; i < started; i++)
+        hub_join_group(hubs[i], srv->dir, hubs, started, wake_worker, &srv->workers[i]);
 
-    log_info("hark listening on %s:%d (%zu app%s)", cfg->host, cfg->port, cfg->num_apps,
-             cfg->num_apps == 1 ? "" : "s");
-    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (exit_code == 0) {
+        struct sigaction sa = {.sa_handler = on_signal};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        log_info("hark listening on %s:%d with %u worker%s (%zu app%s)", cfg->host, cfg->port,
+                 started, started == 1 ? "" : "s", cfg->num_apps, cfg->num_apps == 1 ? "" : "s");
+        for (uint32_t i = 1; i < started; i++)
+            pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+        uv_run(&srv->workers[0].loop, UV_RUN_DEFAULT);
+        for (uint32_t i = 1; i < started; i++)
+            pthread_join(srv->workers[i].thread, NULL);
+    }
 
-    uv_walk(&w->loop, close_walk, NULL);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&w->loop);
-    close(fd);
-    if (reserve_fd >= 0)
-        close(reserve_fd);
-    hub_free(w->hub);
-    free(w->read_buf);
-    free(w);
-    log_info("stopped");
-    return 0;
+    /* every loop has stopped: no thread touches another's inbox any more */
+    for (uint32_t i = 0; i < started; i++) {
+        worker *w = &srv->workers[i];
+        while (w->conns)
+            conn_destroy(w->conns);
+        uv_walk(&w->loop, close_walk, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&w->loop);
+        close(w->listen_fd);
+        if (w->reserve_fd >= 0)
+            close(w->reserve_fd);
+        hub_free(w->hub);
+        free(w->read_buf);
+    }
+    directory_free(srv->dir);
+    free(hubs);
+    free(srv->workers);
+    free(srv);
+    if (exit_code == 0)
+        log_info("stopped");
+    return exit_code;
 }

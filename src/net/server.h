@@ -2,6 +2,7 @@
 #ifndef HARK_NET_SERVER_H
 #define HARK_NET_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config/config.h"
@@ -14,7 +15,9 @@ typedef struct server {
     worker *workers;
     uint32_t num_workers;
     long max_connections; /* effective server-wide cap */
-    volatile bool draining;
+    atomic_long connections;
+    atomic_bool draining;
+    directory *dir;
 } server;
 
 /* Binds and serves until SIGTERM/SIGINT, then drains. Returns the exit code. */

@@ -6,6 +6,7 @@
 #define HARK_NET_WORKER_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -28,6 +29,10 @@ typedef struct worker_stats {
 
 typedef struct worker {
     uv_loop_t loop;
+    pthread_t thread;
+    int reserve_fd; /* given up to accept-and-close when out of descriptors */
+    uint32_t sweeps;
+    uint64_t last_emfile_warn_ms;
     uv_poll_t listener;
     uv_check_t flush_check;
     uv_timer_t sweep_timer;

@@ -107,7 +107,8 @@ void session_open(conn *c, const http_request *req)
         return;
     }
     hub_app *happ = hub_app_of(c->w->hub, app);
-    if (app->max_connections >= 0 && happ->connections >= app->max_connections) {
+    if (app->max_connections >= 0 &&
+        directory_connections(c->w->hub->dir, happ->index) >= app->max_connections) {
         conn_close_ws(c, PUSHER_APP_OVER_QUOTA, "The app has reached its connection quota");
         return;
     }

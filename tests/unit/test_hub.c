@@ -285,7 +285,8 @@ static void publish(fixture *fx, size_t app, const char *channel, const char *pa
                     const rec_sub *except)
 {
     frame *f = frame_ws_text(payload, strlen(payload));
-    hub_publish(app_of(fx, app), channel, strlen(channel), f, except ? &except->base : NULL);
+    hub_publish(app_of(fx, app), channel, strlen(channel), f,
+                except ? except->base.socket_id : NULL);
     frame_unref(f);
 }
 

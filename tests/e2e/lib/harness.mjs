@@ -73,6 +73,8 @@ export async function startHark(options = {}) {
         port,
         data_dir: join(dir, 'data'),
         log_level: 'info',
+        // make e2e runs the suite with 1 and with 2 workers
+        ...(process.env.HARK_TEST_WORKERS ? { workers: Number(process.env.HARK_TEST_WORKERS) } : {}),
         apps: Object.values(APPS),
         ...(options.config || {}),
     };
