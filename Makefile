@@ -20,6 +20,8 @@ SRCS     := $(sort $(shell find src -name '*.c' ! -path src/main.c))
 OBJS     := $(SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# --test-concurrency exists from Node 20.10 (Debian 12's own nodejs is 18).
+NODE_TEST := node --test $(shell node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.stdout.write(a>20||(a===20&&b>=10)?"--test-concurrency=2":"")' 2>/dev/null)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
@@ -63,12 +65,12 @@ tests/e2e/node_modules: tests/e2e/package.json tests/e2e/package-lock.json
 	@touch $@
 
 e2e: $(BUILD)/hark tests/e2e/node_modules
-	cd tests/e2e && HARK_BIN=$(abspath $(BUILD)/hark) node --test --test-concurrency=2 *.test.mjs
+	cd tests/e2e && HARK_BIN=$(abspath $(BUILD)/hark) $(NODE_TEST) *.test.mjs
 
 # The end-to-end suite with one worker and with two (shared directory, cross-worker fan-out).
 e2e-workers: $(BUILD)/hark tests/e2e/node_modules
-	cd tests/e2e && HARK_TEST_WORKERS=1 HARK_BIN=$(abspath $(BUILD)/hark) node --test --test-concurrency=2 *.test.mjs
-	cd tests/e2e && HARK_TEST_WORKERS=2 HARK_BIN=$(abspath $(BUILD)/hark) node --test --test-concurrency=2 *.test.mjs
+	cd tests/e2e && HARK_TEST_WORKERS=1 HARK_BIN=$(abspath $(BUILD)/hark) $(NODE_TEST) *.test.mjs
+	cd tests/e2e && HARK_TEST_WORKERS=2 HARK_BIN=$(abspath $(BUILD)/hark) $(NODE_TEST) *.test.mjs
 
 # The whole suite again, built with AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:
