@@ -96,6 +96,7 @@ static struct opts {
     int slow_pct;
     int slow_rcvbuf;
     int concurrency; /* connection attempts in flight per receiver */
+    int bulk_interval_ms;
     int quiet;
 } O = {
     .host = "127.0.0.1",
@@ -356,6 +357,26 @@ static int64_t proc_cpu_us(int pid)
     }
     long hz = sysconf(_SC_CLK_TCK);
     return (int64_t)((ut + st) * 1000000ull / (unsigned long long)hz);
+}
+
+/* Machine-wide jiffies from /proc/stat: [0] busy (all but idle and iowait),
+ * [1] idle + iowait, [2] softirq + irq (charged to no process), [3] steal. */
+static void sys_cpu(int64_t out[4])
+{
+    memset(out, 0, 4 * sizeof out[0]);
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return;
+    long long v[10] = {0};
+    int n = fscanf(f, "cpu %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (n < 8)
+        return;
+    out[0] = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    out[1] = v[3] + v[4];
+    out[2] = v[5] + v[6];
+    out[3] = v[7];
 }
 
 /* ======================================================================== */
@@ -974,6 +995,8 @@ static void rx_main(int p)
     alarm((unsigned)O.timeout + 15);
     int64_t deadline = now_us() + (int64_t)(O.timeout * 1e6) + 5000000;
     struct epoll_event evs[MAX_EVENTS];
+    int sweeping = 1;
+    int64_t next_sweep = 0;
     while (now_us() < deadline) {
         int ph = atomic_load(&S->phase);
         if (ph != R.phase) {
@@ -993,16 +1016,32 @@ static void rx_main(int p)
         R.win_end = atomic_load_explicit(&S->win_end, memory_order_relaxed);
         int64_t now = now_us();
         rx_open_more(now, atomic_load(&S->target));
-        struct epoll_event top[2];
-        epoll_wait(R.ep, top, 2, 5);
+        /* Bulk sockets are read continuously, or with --bulk-interval-ms in
+         * sweeps that many ms apart while publishing (several frames per
+         * read, much less CPU here); probes are always read at once. */
+        int64_t ivl = (ph == PH_RUN && O.sc != SC_STORM) ? (int64_t)O.bulk_interval_ms * 1000 : 0;
+        if (!sweeping && (ivl == 0 || now >= next_sweep))
+            sweeping = 1;
+        if (sweeping) {
+            struct epoll_event top[2];
+            epoll_wait(R.ep, top, 2, 5);
+        } else {
+            int64_t wait_ms = (next_sweep - now) / 1000;
+            int n0 = epoll_wait(R.ep_probe, evs, MAX_EVENTS, wait_ms > 5 ? 5 : (int)wait_ms);
+            rx_handle(evs, n0);
+        }
         /* probes first and again after every small chunk of bulk sockets, so
          * their receipt time is not delayed by a long sweep */
         int64_t sweep_end = now_us() + 20000;
         for (int round = 0; round < 4096; round++) {
             int n1 = epoll_wait(R.ep_probe, evs, MAX_EVENTS, 0);
             rx_handle(evs, n1);
-            int n2 = epoll_wait(R.ep_bulk, evs, BULK_CHUNK, 0);
+            int n2 = sweeping ? epoll_wait(R.ep_bulk, evs, BULK_CHUNK, 0) : 0;
             rx_handle(evs, n2);
+            if (sweeping && n2 <= 0 && ivl > 0) {
+                sweeping = 0;
+                next_sweep = now_us() + ivl;
+            }
             if ((n1 <= 0 && n2 <= 0) || now_us() > sweep_end)
                 break;
         }
@@ -1354,6 +1393,7 @@ struct result {
     long rss0, rss_end, rss_peak, rss_steps[MAX_STEPS];
     int64_t ready_steps[MAX_STEPS];
     double srv_cpu, lg_cpu, lg_max_proc, lg_coord;
+    double sys_busy, sys_idle, sys_irq, sys_steal; /* % of one core, whole machine */
     double deliv_s, pubs_s, conns_s, rest_s;
     int64_t expected, received, lost, extra;
     double marginal;
@@ -1448,6 +1488,7 @@ static int coord_main(pid_t *kids)
         int64_t d0 = 0, d1 = 0, srv0 = 0, srv1 = 0, lg0 = 0, lg1 = 0, s0 = 0, s1 = 0, co0 = 0,
                 co1 = 0;
         int64_t per0[MAX_PROCS] = {0}, per1[MAX_PROCS] = {0};
+        int64_t sy0[4] = {0}, sy1[4] = {0};
         int64_t next_sample = 0, next_print = run_start + 1000000;
         int64_t last_wm = -1, t_wm = run_start;
         int64_t k_next = 0, rate_base_k = 0, rate_t0 = run_start;
@@ -1463,6 +1504,7 @@ static int coord_main(pid_t *kids)
                 s0 = SUM(storm_done);
                 srv0 = proc_cpu_us(O.server_pid);
                 lg0 = lg_cpu_us(per0, &co0);
+                sys_cpu(sy0);
                 C.acked_win_start = C.acked;
                 in_window = 1;
             }
@@ -1472,6 +1514,7 @@ static int coord_main(pid_t *kids)
                 d1 = SUM(delivered);
                 s1 = SUM(storm_done);
                 srv1 = proc_cpu_us(O.server_pid);
+                sys_cpu(sy1);
                 usleep(120000); /* receivers refresh their CPU figure every 100 ms */
                 lg1 = lg_cpu_us(per1, &co1);
                 C.acked_win_end = C.acked;
@@ -1555,6 +1598,11 @@ static int coord_main(pid_t *kids)
             }
             if (res.lg_coord > res.lg_max_proc)
                 res.lg_max_proc = res.lg_coord;
+            double hz = (double)sysconf(_SC_CLK_TCK);
+            res.sys_busy = (double)(sy1[0] - sy0[0]) / hz * 100 / wsec;
+            res.sys_idle = (double)(sy1[1] - sy0[1]) / hz * 100 / wsec;
+            res.sys_irq = (double)(sy1[2] - sy0[2]) / hz * 100 / wsec;
+            res.sys_steal = (double)(sy1[3] - sy0[3]) / hz * 100 / wsec;
         } else {
             say("  the measuring window did not complete\n");
             res.stalled = 1;
@@ -1645,6 +1693,11 @@ static int coord_main(pid_t *kids)
     printf(" rss0_kb=%ld rss_end_kb=%ld rss_peak_kb=%ld", res.rss0, res.rss_end, res.rss_peak);
     printf(" srv_cpu=%.0f lg_cpu=%.0f lg_max_proc=%.0f lg_coord=%.0f", res.srv_cpu, res.lg_cpu,
            res.lg_max_proc, res.lg_coord);
+    double other = res.sys_busy - res.srv_cpu - res.lg_cpu;
+    if (other < 0)
+        other = 0;
+    printf(" sys_busy=%.0f sys_idle=%.0f sys_softirq=%.0f sys_steal=%.0f sys_other=%.0f",
+           res.sys_busy, res.sys_idle, res.sys_irq, res.sys_steal, other);
     if (O.sc == SC_IDLE) {
         int a = 0, b = O.nsteps - 1;
         double n0 = (double)res.ready_steps[a], n1 = (double)res.ready_steps[b];
@@ -1676,9 +1729,10 @@ static int coord_main(pid_t *kids)
         if (O.sc == SC_SLOW)
             printf(" slow=%" PRId64 " slow_4100=%" PRId64 " slow_other_close=%" PRId64
                    " slow_eof=%" PRId64 " slow_reset=%" PRId64 " slow_open=%" PRId64
-                   " slow_delivered=%" PRId64 " slow_expected=%" PRId64,
+                   " slow_delivered=%" PRId64 " slow_expected=%" PRId64 " slow_closed=%" PRId64,
                    SUM(slow_total), SUM(slow_4100), SUM(slow_other_close), SUM(slow_eof),
-                   SUM(slow_reset), SUM(slow_open), SUM(slow_delivered), C.acked * SUM(slow_total));
+                   SUM(slow_reset), SUM(slow_open), SUM(slow_delivered), C.acked * SUM(slow_total),
+                   SUM(slow_4100) + SUM(slow_other_close) + SUM(slow_eof) + SUM(slow_reset));
     }
     printf(" close_4100=%" PRId64 " close_other=%" PRId64 " eof=%" PRId64 " reset=%" PRId64
            " write_err=%" PRId64 " badmsg=%" PRId64 "\n",
@@ -1723,10 +1777,18 @@ static int coord_main(pid_t *kids)
                 "be the bottleneck\n",
                 res.lg_max_proc);
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        if (res.srv_cpu + res.lg_cpu >= 90.0 * (double)ncpu)
-            printf("  NOTE: server %.0f%% + load generator %.0f%% ≈ all %ld cores: the machine is "
-                   "the limit\n",
-                   res.srv_cpu, res.lg_cpu, ncpu);
+        printf("  machine: %.0f%% busy of %ld00%% (softirq/irq %.0f%%, steal %.0f%%; not server "
+               "or load generator: %.0f%%), idle %.0f%%\n",
+               res.sys_busy, ncpu, res.sys_irq, res.sys_steal, other, res.sys_idle);
+        if (other > 25)
+            printf("  NOTE: about %.0f%% of a core went to other processes or interrupts during "
+                   "the window: the figure may be low\n",
+                   other);
+        if (res.sys_idle < 10.0 * (double)ncpu)
+            printf("  NOTE: the machine was %.0f%% busy (server %.0f%%, load generator %.0f%%, "
+                   "softirq %.0f%%): all %ld cores were in use, the figure is bounded by the "
+                   "machine\n",
+                   res.sys_busy, res.srv_cpu, res.lg_cpu, res.sys_irq, ncpu);
     }
     if (failed || res.lost || ooo || dup || res.stalled)
         printf("  PROBLEM: failed=%" PRId64 " lost=%" PRId64 " ooo=%" PRId64 " dup=%" PRId64
@@ -1791,6 +1853,8 @@ static void usage(void)
             "  --concurrency N    connection attempts in flight per receiver (default 256)\n"
             "  --slow-pct P       slow: percent of subscribers that stop reading (default 10)\n"
             "  --slow-rcvbuf B    slow: SO_RCVBUF of those (default 4096)\n"
+            "  --bulk-interval-ms N  read non-probe sockets in sweeps N ms apart while\n"
+            "                     publishing (probes, 1 in 100, are always read at once)\n"
             "  --quiet\n",
             MAX_SPC);
     exit(2);
@@ -1802,35 +1866,22 @@ int main(int argc, char **argv)
         return cmd_freeport();
     if (argc >= 4 && strcmp(argv[1], "waitport") == 0)
         return cmd_waitport(atoi(argv[2]), atof(argv[3]));
-    static const struct option lo[] = {{"scenario", 1, 0, 'S'},
-                                       {"host", 1, 0, 'h'},
-                                       {"port", 1, 0, 'p'},
-                                       {"app-id", 1, 0, 'i'},
-                                       {"key", 1, 0, 'k'},
-                                       {"secret", 1, 0, 's'},
-                                       {"label", 1, 0, 'l'},
-                                       {"conns", 1, 0, 'n'},
-                                       {"steps", 1, 0, 'T'},
-                                       {"channels", 1, 0, 'c'},
-                                       {"subs-per-conn", 1, 0, 'u'},
-                                       {"chan-per-pub", 1, 0, 'P'},
-                                       {"size", 1, 0, 'z'},
-                                       {"rate", 1, 0, 'r'},
-                                       {"window", 1, 0, 'w'},
-                                       {"duration", 1, 0, 'd'},
-                                       {"warmup", 1, 0, 'W'},
-                                       {"drain", 1, 0, 'D'},
-                                       {"settle", 1, 0, 'e'},
-                                       {"timeout", 1, 0, 't'},
-                                       {"rest-conns", 1, 0, 'R'},
-                                       {"procs", 1, 0, 'j'},
-                                       {"sources", 1, 0, 'o'},
-                                       {"server-pid", 1, 0, 'x'},
-                                       {"slow-pct", 1, 0, 'L'},
-                                       {"slow-rcvbuf", 1, 0, 'B'},
-                                       {"concurrency", 1, 0, 'C'},
-                                       {"quiet", 0, 0, 'q'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"scenario", 1, 0, 'S'},      {"host", 1, 0, 'h'},
+        {"port", 1, 0, 'p'},          {"app-id", 1, 0, 'i'},
+        {"key", 1, 0, 'k'},           {"secret", 1, 0, 's'},
+        {"label", 1, 0, 'l'},         {"conns", 1, 0, 'n'},
+        {"steps", 1, 0, 'T'},         {"channels", 1, 0, 'c'},
+        {"subs-per-conn", 1, 0, 'u'}, {"chan-per-pub", 1, 0, 'P'},
+        {"size", 1, 0, 'z'},          {"rate", 1, 0, 'r'},
+        {"window", 1, 0, 'w'},        {"duration", 1, 0, 'd'},
+        {"warmup", 1, 0, 'W'},        {"drain", 1, 0, 'D'},
+        {"settle", 1, 0, 'e'},        {"timeout", 1, 0, 't'},
+        {"rest-conns", 1, 0, 'R'},    {"procs", 1, 0, 'j'},
+        {"sources", 1, 0, 'o'},       {"server-pid", 1, 0, 'x'},
+        {"slow-pct", 1, 0, 'L'},      {"slow-rcvbuf", 1, 0, 'B'},
+        {"concurrency", 1, 0, 'C'},   {"bulk-interval-ms", 1, 0, 'I'},
+        {"quiet", 0, 0, 'q'},         {0, 0, 0, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (opt) {
@@ -1931,6 +1982,9 @@ int main(int argc, char **argv)
             break;
         case 'C':
             O.concurrency = atoi(optarg);
+            break;
+        case 'I':
+            O.bulk_interval_ms = atoi(optarg);
             break;
         case 'q':
             O.quiet = 1;
