@@ -188,9 +188,17 @@ static void group_send_except_id(hub_app *app, uint8_t kind, const char *name, s
                                  const char *except_id)
 {
     hub *self = app->hub;
-    for (size_t i = 0; i < self->num_peers; i++)
-        if (self->peers[i] != self)
-            inbox_push(self->peers[i], kind, app->index, name, len, f, except_id);
+    for (size_t i = 0; i < self->num_peers; i++) {
+        if (self->peers[i] == self)
+            continue;
+        /* One copy per worker (never per subscriber): each worker then counts
+         * references on its own cache line instead of all workers contending
+         * for one atomic counter during fan-out. */
+        frame *copy = f ? frame_raw(f->data, f->len) : NULL;
+        inbox_push(self->peers[i], kind, app->index, name, len, copy, except_id);
+        if (copy)
+            frame_unref(copy);
+    }
     const subscriber *except =
         except_id ? hub_find_socket(app, except_id, strlen(except_id)) : NULL;
     local_deliver(self, kind, app->index, name, len, f, except);

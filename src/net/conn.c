@@ -37,13 +37,13 @@ static void outq_push(conn *c, frame *f)
         if (!items)
             abort();
         for (uint32_t i = 0; i < q->count; i++)
-            items[i] = q->items[(q->head + i) % q->cap];
+            items[i] = q->items[(q->head + i) & (q->cap - 1)];
         free(q->items);
         q->items = items;
         q->cap = new_cap;
         q->head = 0;
     }
-    q->items[(q->head + q->count) % q->cap] = frame_ref(f);
+    q->items[(q->head + q->count) & (q->cap - 1)] = frame_ref(f);
     q->count++;
     q->bytes += f->len;
     worker_mark_dirty(c->w, c);
@@ -52,7 +52,7 @@ static void outq_push(conn *c, frame *f)
 static void outq_pop(outq *q)
 {
     frame_unref(q->items[q->head]);
-    q->head = (q->head + 1) % q->cap;
+    q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
     q->head_off = 0;
 }
@@ -63,7 +63,7 @@ static void outq_drop_unsent(outq *q)
 {
     uint32_t keep = q->head_off > 0 ? 1 : 0;
     while (q->count > keep) {
-        uint32_t last = (q->head + q->count - 1) % q->cap;
+        uint32_t last = (q->head + q->count - 1) & (q->cap - 1);
         q->bytes -= q->items[last]->len;
         frame_unref(q->items[last]);
         q->count--;
@@ -204,7 +204,7 @@ void conn_flush(conn *c)
         int n = 0;
         size_t total = 0;
         for (uint32_t i = 0; i < q->count && n < 64; i++) {
-            frame *f = q->items[(q->head + i) % q->cap];
+            frame *f = q->items[(q->head + i) & (q->cap - 1)];
             size_t off = i == 0 ? q->head_off : 0;
             iov[n].iov_base = f->data + off;
             iov[n].iov_len = f->len - off;

@@ -30,7 +30,7 @@ enum conn_state {
 };
 
 typedef struct outq {
-    frame **items; /* ring */
+    frame **items; /* ring; cap is a power of two */
     uint32_t head, count, cap;
     uint32_t head_off; /* bytes of items[head] already written */
     size_t bytes;      /* unsent bytes */
