@@ -166,8 +166,8 @@ loadgen_args() { # scenario server
         echo "--scenario fanout --conns 10000 --size 1024 --rate $rate --bulk-interval-ms $SWEEP --duration $DUR"
         ;;
     many) echo "--scenario many --conns 10000 --subs-per-conn 5 --chan-per-pub 100 --window 1024 --bulk-interval-ms $SWEEP --duration $DUR" ;;
-    rest) echo "--scenario rest --conns 100 --size 64 --rest-conns 8 --duration $DUR" ;;
-    storm) echo "--scenario storm --concurrency 256 --duration $DUR" ;;
+    rest) echo "--scenario rest --conns 1000 --size 64 --rest-conns 8 --bulk-interval-ms $SWEEP --duration $DUR" ;;
+    storm) echo "--scenario storm --concurrency 256 --procs 2 --duration $DUR" ;;
     slow) echo "--scenario slow --conns 2000 --size 4096 --slow-pct 10 --window 64 --bulk-interval-ms $SWEEP --duration $((DUR * 2))" ;;
     *) log "unknown scenario $1"; exit 2 ;;
     esac
@@ -185,8 +185,9 @@ run_one() { # scenario server
     start_server "$srv" || { echo "RESULT scenario=$sc label=$label error=server_start" >> "$RESULTS"; return; }
     log "$sc / $srv: loadgen $args"
     # shellcheck disable=SC2086
+    [[ "$args" == *--procs* ]] || args="$args --procs $PROCS"
     timeout 300 "$LG" $args --port "$PORT" --server-pid "$SRV_PID" --label "$label" \
-        --procs "$PROCS" --timeout 200 > "$TMP/out" 2> "$TMP/err" &
+        --timeout 200 > "$TMP/out" 2> "$TMP/err" &
     LG_PID=$!
     wait "$LG_PID"
     local rc=$?
@@ -241,12 +242,14 @@ row() { # title scenario-label-suffix field format better
 }
 
 lgrow() { # scenario suffix: loadgen CPU per server
-    local sc="$1" sfx="$2" line="" v m s
+    local sc="$1" sfx="$2" line="" v m s b o
     for srv in hark-w1 hark-w2 soketi; do
         v="$(get "$sc" "$srv$sfx" lg_cpu)"
         m="$(get "$sc" "$srv$sfx" lg_max_proc)"
         s="$(get "$sc" "$srv$sfx" srv_cpu)"
-        if [[ -n "$v" ]]; then line+=" $s% / $v% ($m%) |"; else line+=" – |"; fi
+        b="$(get "$sc" "$srv$sfx" sys_busy)"
+        o="$(get "$sc" "$srv$sfx" sys_other)"
+        if [[ -n "$v" ]]; then line+=" $s% / $v% ($m%) / $b% (other $o%) |"; else line+=" – |"; fi
     done
     echo "$line"
 }
@@ -283,7 +286,7 @@ kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f
     row "fan-out at half saturation: p99" fanout "-rate" p99_us fmt_ms lower
     row "fan-out at half saturation: max" fanout "-rate" max_us fmt_ms lower
     row "many channels (10k × 5 subs, 100 channels/publish): deliveries/s" many "" deliv_per_s fmt_int higher
-    row "REST triggers/s, 8 keep-alive connections" rest "" pubs_per_s fmt_int higher
+    row "REST triggers/s, 8 keep-alive connections (Soketi closes each: \`Connection: close\`)" rest "" pubs_per_s fmt_int higher
     row "REST request p99" rest "" rest_p99_us fmt_ms lower
     row "connection storm: connections/s (connect+subscribe+close)" storm "" conns_per_s fmt_int higher
     row "slow consumers (2k subs, 4 KiB): of 200 stopped readers, closed by the server" slow "" slow_closed fmt_int higher
@@ -292,8 +295,10 @@ kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f
     row "slow consumers: server RSS peak" slow "" rss_peak_kb kb_mb lower
     row "slow consumers: deliveries/s to the 1,800 others" slow "" deliv_per_s fmt_int higher
     echo
-    echo "Server CPU / load generator CPU (busiest loadgen process) during each measuring window,"
-    echo "in % of one core (the machine has $(nproc)):"
+    echo "CPU during each measuring window, in % of one core (the machine has $(nproc), so 200% is"
+    echo "all of it): server / load generator, all processes (its busiest process) / whole machine"
+    echo "from /proc/stat (other: busy time that is neither server nor load generator, mostly"
+    echo "softirq network processing on loopback, or other work on the machine):"
     echo
     echo "| scenario | hark w1 | hark w2 | Soketi |"
     echo "| --- | ---: | ---: | ---: |"
