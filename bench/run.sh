@@ -30,7 +30,13 @@ DUR="${BENCH_DURATION:-5}"
 PROCS="${LOADGEN_PROCS:-1}"
 MAX_SECONDS="${BENCH_MAX_SECONDS:-840}"
 LG="build/bench/loadgen"
-COMMAND="${BENCH_COMMAND:-bench/run.sh}"
+# the exact command, with the settings that were overridden
+COMMAND=""
+for v in HARK_BIN HARK_COMMIT SOKETI_PEER_DIR BENCH_SERVERS BENCH_SCENARIOS BENCH_DURATION BENCH_SWEEP_MS \
+    LOADGEN_PROCS BENCH_OUT BENCH_MAX_SECONDS; do
+    [[ -n "${!v:-}" ]] && COMMAND+="$v=\"${!v}\" "
+done
+if [[ -n "${MAKELEVEL:-}" ]]; then COMMAND+="make bench"; else COMMAND+="bench/run.sh"; fi
 
 log() { echo "[bench] $*" >&2; }
 
