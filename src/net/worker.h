@@ -16,7 +16,7 @@
 typedef struct conn conn;
 typedef struct server server;
 
-#define WORKER_READ_BUF (256 * 1024)
+#define WORKER_READ_BUF ((size_t)256 * 1024)
 
 typedef struct worker_stats {
     uint64_t connections_total;

@@ -47,7 +47,8 @@ void handle_signin(conn *c, const pusher_msg *m)
     }
     const char *uid = json_string_value(id);
     size_t uid_len = json_string_length(id);
-    if (c->sub.user && (c->sub.user->id_len != uid_len || memcmp(c->sub.user->id, uid, uid_len))) {
+    if (c->sub.user &&
+        (c->sub.user->id_len != uid_len || memcmp(c->sub.user->id, uid, uid_len) != 0)) {
         json_decref(root);
         refuse(c, "Sign-in refused: the connection is signed in as another user");
         return;
