@@ -25,7 +25,7 @@ HARK_BIN="${HARK_BIN:-build/hark}"
 SOKETI_PEER_DIR="${SOKETI_PEER_DIR:-$ROOT/../shared/peers/soketi}"
 OUT="${BENCH_OUT:-docs/benchmarks.md}"
 SERVERS="${BENCH_SERVERS:-hark-w1 hark-w2 soketi}"
-SCENARIOS="${BENCH_SCENARIOS:-idle fanout fanout-rate many rest storm slow}"
+SCENARIOS="${BENCH_SCENARIOS:-idle fanout fanout-rate fanout-low many rest storm slow}"
 DUR="${BENCH_DURATION:-5}"
 PROCS="${LOADGEN_PROCS:-1}"
 MAX_SECONDS="${BENCH_MAX_SECONDS:-840}"
@@ -158,6 +158,7 @@ get() { # get FIELD from the RESULT line of scenario $1, server $2
 # (many frames per read) and 1 socket in 100 (the probes, whose latency is
 # reported) at once: the load generator then needs far less of the 2 cores.
 SWEEP="${BENCH_SWEEP_MS:-300}"
+OTHER_MAX="${BENCH_OTHER_MAX:-40}"
 
 loadgen_args() { # scenario server
     case "$1" in
@@ -171,6 +172,7 @@ loadgen_args() { # scenario server
         rate="$(awk -v p="$pubs" 'BEGIN { r = p / 2; if (r < 1) r = 1; printf "%.1f", r }')"
         echo "--scenario fanout --conns 10000 --size 1024 --rate $rate --bulk-interval-ms $SWEEP --duration $DUR"
         ;;
+    fanout-low) echo "--scenario fanout --conns 10000 --size 1024 --rate 2 --bulk-interval-ms $SWEEP --duration $DUR" ;;
     many) echo "--scenario many --conns 10000 --subs-per-conn 5 --chan-per-pub 100 --window 1024 --bulk-interval-ms $SWEEP --duration $DUR" ;;
     rest) echo "--scenario rest --conns 1000 --size 64 --rest-conns 8 --bulk-interval-ms $SWEEP --duration $DUR" ;;
     storm) echo "--scenario storm --concurrency 256 --procs 2 --duration $DUR" ;;
@@ -180,37 +182,49 @@ loadgen_args() { # scenario server
 }
 
 run_one() { # scenario server
-    local sc="$1" srv="$2" args label
+    local sc="$1" srv="$2" args label attempt other rc
     args="$(loadgen_args "$sc" "$srv")"
     if [[ -z "$args" ]]; then
         log "$sc/$srv: skipped (no fan-out saturation figure)"
         return
     fi
     label="$srv"
-    [[ "$sc" == fanout-rate ]] && label="$srv-rate"
-    start_server "$srv" || { echo "RESULT scenario=$sc label=$label error=server_start" >> "$RESULTS"; return; }
-    log "$sc / $srv: loadgen $args"
-    # shellcheck disable=SC2086
+    case "$sc" in fanout-rate) label="$srv-rate" ;; fanout-low) label="$srv-low" ;; esac
     [[ "$args" == *--procs* ]] || args="$args --procs $PROCS"
-    timeout 300 "$LG" $args --port "$PORT" --server-pid "$SRV_PID" --label "$label" \
-        --timeout 200 > "$TMP/out" 2> "$TMP/err" &
-    LG_PID=$!
-    wait "$LG_PID"
-    local rc=$?
-    LG_PID=""
-    cat "$TMP/err" >&2
+    # A window in which more than OTHER_MAX % of a core went to neither the
+    # server nor the load generator (other work on a shared machine) is run
+    # once more; the second result is kept either way.
+    for attempt in 1 2; do
+        start_server "$srv" || { echo "RESULT scenario=${sc%-*} label=$label error=server_start" >> "$RESULTS"; return; }
+        log "$sc / $srv: loadgen $args"
+        # shellcheck disable=SC2086
+        timeout 300 "$LG" $args --port "$PORT" --server-pid "$SRV_PID" --label "$label" \
+            --timeout 200 > "$TMP/out" 2> "$TMP/err" &
+        LG_PID=$!
+        wait "$LG_PID"
+        rc=$?
+        LG_PID=""
+        cat "$TMP/err" >&2
+        grep -v '^RESULT' "$TMP/out" >&2
+        if ! kill -0 "$SRV_PID" 2>/dev/null; then
+            echo "$sc / $srv: the server exited during the run (see its log)" >> "$NOTES"
+            tail -n 5 "$TMP/$srv.log" | sed "s|^|    |" >> "$NOTES"
+        fi
+        stop_server
+        other="$(grep '^RESULT' "$TMP/out" | tr ' ' '\n' | sed -n 's/^sys_other=//p')"
+        if [[ $attempt == 1 && -n "$other" && "$other" -gt "$OTHER_MAX" ]]; then
+            log "$sc / $srv: ${other}% of a core went to other work during the window: once more"
+            echo "$sc / $srv: run again, ${other}% of a core went to other work during the first window" >> "$NOTES"
+            continue
+        fi
+        break
+    done
     grep '^RESULT' "$TMP/out" >> "$RESULTS"
-    grep -v '^RESULT' "$TMP/out" >&2
     if ! grep -q '^RESULT' "$TMP/out"; then
-        echo "RESULT scenario=${sc%-rate} label=$label error=loadgen_rc_$rc" >> "$RESULTS"
+        echo "RESULT scenario=${sc%-*} label=$label error=loadgen_rc_$rc" >> "$RESULTS"
         tail -n 5 "$TMP/err" >&2
     fi
     grep -h 'NOTE\|PROBLEM' "$TMP/out" | sed "s|^ *|$sc / $srv: |" >> "$NOTES"
-    if ! kill -0 "$SRV_PID" 2>/dev/null; then
-        echo "$sc / $srv: the server exited during the run (see its log)" >> "$NOTES"
-        tail -n 5 "$TMP/$srv.log" | sed "s|^|    |" >> "$NOTES"
-    fi
-    stop_server
 }
 
 for sc in $SCENARIOS; do
@@ -291,6 +305,8 @@ kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f
     row "fan-out at half saturation: p50" fanout "-rate" p50_us fmt_ms lower
     row "fan-out at half saturation: p99" fanout "-rate" p99_us fmt_ms lower
     row "fan-out at half saturation: max" fanout "-rate" max_us fmt_ms lower
+    row "fan-out at 2 publishes/s (20k deliveries/s), both: p50" fanout "-low" p50_us fmt_ms lower
+    row "fan-out at 2 publishes/s: p99" fanout "-low" p99_us fmt_ms lower
     row "many channels (10k × 5 subs, 100 channels/publish): deliveries/s" many "" deliv_per_s fmt_int higher
     row "REST triggers/s, 8 keep-alive connections (Soketi closes each: \`Connection: close\`)" rest "" pubs_per_s fmt_int higher
     row "REST request p99" rest "" rest_p99_us fmt_ms lower
@@ -308,7 +324,7 @@ kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f
     echo
     echo "| scenario | hark w1 | hark w2 | Soketi |"
     echo "| --- | ---: | ---: | ---: |"
-    for pair in "fanout:" "fanout:-rate" "many:" "rest:" "storm:" "slow:"; do
+    for pair in "fanout:" "fanout:-rate" "fanout:-low" "many:" "rest:" "storm:" "slow:"; do
         echo "| ${pair%%:*}${pair#*:} |$(lgrow "${pair%%:*}" "${pair#*:}")"
     done
     echo
@@ -317,7 +333,7 @@ kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f
     echo
     echo "| scenario | hark w1 | hark w2 | Soketi |"
     echo "| --- | --- | --- | --- |"
-    for pair in "idle:" "fanout:" "fanout:-rate" "many:" "rest:" "slow:"; do
+    for pair in "idle:" "fanout:" "fanout:-rate" "fanout:-low" "many:" "rest:" "slow:"; do
         line="| ${pair%%:*}${pair#*:} |"
         for srv in hark-w1 hark-w2 soketi; do
             l="$srv${pair#*:}"
