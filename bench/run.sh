@@ -3,10 +3,13 @@
 # it is installed, Soketi, in one run with the same load generator. Writes
 # docs/benchmarks.md. See bench/README.md.
 #
-#   bench/run.sh                        # everything (about 6 minutes)
+#   bench/run.sh                        # everything (about 5 minutes)
 #   BENCH_SERVERS="hark-w1 soketi" bench/run.sh
 #   BENCH_SCENARIOS="idle fanout" bench/run.sh
 #   BENCH_OUT=/tmp/b.md bench/run.sh    # write the report elsewhere
+#   BENCH_REPORT_FROM=build/bench/last-run bench/run.sh
+#                                       # rewrite the report from the last run's
+#                                       # saved results (after editing bench/NOTES.md)
 #
 # Environment: HARK_BIN (default build/hark), SOKETI_PEER_DIR (default
 # ../shared/peers/soketi), LOADGEN_PROCS (receiver processes, default 1),
@@ -21,6 +24,14 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+# the exact command, with the settings that were overridden
+COMMAND=""
+for v in HARK_BIN HARK_COMMIT SOKETI_PEER_DIR BENCH_SERVERS BENCH_SCENARIOS BENCH_DURATION BENCH_SWEEP_MS \
+    LOADGEN_PROCS BENCH_OUT BENCH_MAX_SECONDS; do
+    [[ -n "${!v:-}" ]] && COMMAND+="$v=\"${!v}\" "
+done
+if [[ -n "${MAKELEVEL:-}" ]]; then COMMAND+="make bench"; else COMMAND+="bench/run.sh"; fi
+
 HARK_BIN="${HARK_BIN:-build/hark}"
 SOKETI_PEER_DIR="${SOKETI_PEER_DIR:-$ROOT/../shared/peers/soketi}"
 OUT="${BENCH_OUT:-docs/benchmarks.md}"
@@ -30,13 +41,6 @@ DUR="${BENCH_DURATION:-5}"
 PROCS="${LOADGEN_PROCS:-1}"
 MAX_SECONDS="${BENCH_MAX_SECONDS:-840}"
 LG="build/bench/loadgen"
-# the exact command, with the settings that were overridden
-COMMAND=""
-for v in HARK_BIN HARK_COMMIT SOKETI_PEER_DIR BENCH_SERVERS BENCH_SCENARIOS BENCH_DURATION BENCH_SWEEP_MS \
-    LOADGEN_PROCS BENCH_OUT BENCH_MAX_SECONDS; do
-    [[ -n "${!v:-}" ]] && COMMAND+="$v=\"${!v}\" "
-done
-if [[ -n "${MAKELEVEL:-}" ]]; then COMMAND+="make bench"; else COMMAND+="bench/run.sh"; fi
 
 log() { echo "[bench] $*" >&2; }
 
@@ -60,12 +64,27 @@ SRV_PID=""
 LG_PID=""
 cleanup() {
     [[ -n "$LG_PID" ]] && kill -TERM "$LG_PID" 2>/dev/null
-    stop_server
+    declare -F stop_server > /dev/null && stop_server
     kill "$WATCHDOG" 2>/dev/null
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+LAST="build/bench/last-run" # this run's raw results, to rewrite the report later
+
+get() { # get FIELD from the RESULT line of scenario $1, server $2
+    awk -v s="$1" -v l="$2" -v f="$3" '
+        $1 == "RESULT" { ok = 0; v = "";
+            for (i = 2; i <= NF; i++) { split($i, kv, "=");
+                if (kv[1] == "scenario" && kv[2] == s) ok++;
+                if (kv[1] == "label" && kv[2] == l) ok++;
+                if (kv[1] == f) v = kv[2]; }
+            if (ok == 2) last = v }
+        END { print last }' "$RESULTS"
+}
+
+if [[ -z "${BENCH_REPORT_FROM:-}" ]]; then
 
 # ---- build the load generator ------------------------------------------
 mkdir -p build/bench
@@ -143,16 +162,6 @@ RESULTS="$TMP/results"
 NOTES="$TMP/notes"
 : > "$NOTES"
 
-get() { # get FIELD from the RESULT line of scenario $1, server $2
-    awk -v s="$1" -v l="$2" -v f="$3" '
-        $1 == "RESULT" { ok = 0; v = "";
-            for (i = 2; i <= NF; i++) { split($i, kv, "=");
-                if (kv[1] == "scenario" && kv[2] == s) ok++;
-                if (kv[1] == "label" && kv[2] == l) ok++;
-                if (kv[1] == f) v = kv[2]; }
-            if (ok == 2) last = v }
-        END { print last }' "$RESULTS"
-}
 
 # Publishing scenarios read the bulk of their sockets in sweeps SWEEP ms apart
 # (many frames per read) and 1 socket in 100 (the probes, whose latency is
@@ -233,6 +242,27 @@ for sc in $SCENARIOS; do
     done
 done
 T_END=$(date +%s)
+RUN_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
+MACHINE="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; open-file limit $(ulimit -Hn)"
+HARK_DESC="\`$HARK_BIN\` built from ${HARK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' plus uncommitted changes in src/')}, config \`workers\` 1 and 2, \`log_level\` warn, other settings default"
+SOKETI_DESC=""
+if soketi_installed; then
+    SOKETI_DESC="$(node -p "require('$SOKETI_PEER_DIR/node_modules/@soketi/soketi/package.json').version" 2>/dev/null) on Node $(node -v 2>/dev/null), via \`../shared/peers/soketi/run.sh\` with \`SOKETI_PEER_BENCH=1\`"
+fi
+mkdir -p "$LAST"
+cp "$RESULTS" "$LAST/results"
+cp "$NOTES" "$LAST/notes"
+declare -p RUN_DATE T_START T_END LOAD_START COMMAND ACTIVE SCENARIOS DUR PROCS MACHINE HARK_DESC \
+    SOKETI_DESC > "$LAST/meta.sh"
+
+else
+    # BENCH_REPORT_FROM=build/bench/last-run: write the report again from a
+    # saved run (after editing bench/NOTES.md, say); nothing is measured.
+    # shellcheck disable=SC1091
+    source "$BENCH_REPORT_FROM/meta.sh"
+    RESULTS="$BENCH_REPORT_FROM/results"
+    NOTES="$BENCH_REPORT_FROM/notes"
+fi
 
 # ---- report -------------------------------------------------------------
 has() { [[ " $ACTIVE " == *" $1 "* ]]; }
@@ -285,14 +315,12 @@ kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f
     echo "with the same load generator (\`bench/loadgen.c\`) against each server. What each"
     echo "scenario measures: [bench/README.md](../bench/README.md)."
     echo
-    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), run took $((T_END - T_START)) s"
+    echo "- date: $RUN_DATE, run took $((T_END - T_START)) s"
     echo "- command: \`$COMMAND\` (servers: ${ACTIVE# }; scenarios: $SCENARIOS; window ${DUR} s; loadgen receiver processes: $PROCS)"
     echo "- load average when the run started: $LOAD_START (anything well above 0 means other work shared the 2 cores)"
-    echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), Linux $(uname -r), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; open-file limit $(ulimit -Hn)"
-    echo "- hark: \`$HARK_BIN\` built from ${HARK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' plus uncommitted changes in src/')}, config \`workers\` 1 and 2, \`log_level\` warn, other settings default"
-    if soketi_installed; then
-        echo "- Soketi: $(node -p "require('$SOKETI_PEER_DIR/node_modules/@soketi/soketi/package.json').version" 2>/dev/null) on Node $(node -v 2>/dev/null), via \`../shared/peers/soketi/run.sh\` with \`SOKETI_PEER_BENCH=1\`"
-    fi
+    echo "- machine: $MACHINE"
+    echo "- hark: $HARK_DESC"
+    [[ -n "$SOKETI_DESC" ]] && echo "- Soketi: $SOKETI_DESC"
     echo
     echo "| figure | hark w1 | hark w2 | Soketi | w1 vs Soketi | w2 vs Soketi |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
