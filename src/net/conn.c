@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -24,21 +25,24 @@
 #define CONN_SNDBUF                                                                                \
     (128 * 1024) /* the kernel doubles it */ /* how long a closing connection may take to drain */
 
-static void on_poll(uv_poll_t *handle, int status, int events);
-
 /* ---- output queue ------------------------------------------------------------ */
 
 static void outq_push(conn *c, frame *f)
 {
     outq *q = &c->out;
-    if (q->count == q->cap) {
-        uint32_t new_cap = q->cap ? q->cap * 2 : 8;
+    if (q->cap == 0) {
+        q->items = q->inline_items;
+        q->cap = OUTQ_INLINE;
+        q->head = 0;
+    } else if (q->count == q->cap) {
+        uint32_t new_cap = q->cap * 2;
         frame **items = malloc(new_cap * sizeof(*items));
         if (!items)
             abort();
         for (uint32_t i = 0; i < q->count; i++)
             items[i] = q->items[(q->head + i) & (q->cap - 1)];
-        free(q->items);
+        if (q->items != q->inline_items)
+            free(q->items);
         q->items = items;
         q->cap = new_cap;
         q->head = 0;
@@ -74,7 +78,8 @@ static void outq_free(outq *q)
 {
     while (q->count > 0)
         outq_pop(q);
-    free(q->items);
+    if (q->items != q->inline_items)
+        free(q->items);
     memset(q, 0, sizeof(*q));
 }
 
@@ -142,12 +147,6 @@ void conn_close_after_flush(conn *c)
 
 /* ---- teardown -------------------------------------------------------------- */
 
-static void on_handle_closed(uv_handle_t *h)
-{
-    conn *c = h->data;
-    free(c);
-}
-
 void conn_destroy(conn *c)
 {
     if (c->state == CONN_DEAD)
@@ -171,12 +170,12 @@ void conn_destroy(conn *c)
         c->next->prev = c->prev;
     w->num_conns--;
     atomic_fetch_sub(&w->srv->connections, 1);
-    uv_poll_stop(&c->poll);
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
-    /* freed by libuv's close callback, after this iteration's flush pass
-     * (which skips dead connections still on the dirty list) */
-    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+    /* Freed after this iteration's flush pass: the dirty list or the epoll
+     * batch being dispatched may still point at it. */
+    worker_bury(w, c);
 }
 
 /* ---- writing ---------------------------------------------------------------- */
@@ -186,7 +185,8 @@ static void set_poll_events(conn *c, bool want_out)
     if (c->polling_out == want_out)
         return;
     c->polling_out = want_out;
-    uv_poll_start(&c->poll, UV_READABLE | (want_out ? UV_WRITABLE : 0), on_poll);
+    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
 void conn_flush(conn *c)
@@ -242,12 +242,12 @@ void conn_flush(conn *c)
         }
     }
     set_poll_events(c, false);
-    if (q->cap > 8) { /* a burst grew the ring: give the memory back */
+    if (q->items != q->inline_items && q->items) { /* a burst grew the ring: give it back */
         free(q->items);
-        q->items = NULL;
-        q->cap = 0;
-        q->head = 0;
+        q->items = q->inline_items;
+        q->cap = OUTQ_INLINE;
     }
+    q->head = 0;
     if (c->state == CONN_CLOSING && !c->shut_wr) {
         shutdown(c->fd, SHUT_WR);
         c->shut_wr = true;
@@ -427,21 +427,16 @@ static void on_readable(conn *c)
     }
 }
 
-static void on_poll(uv_poll_t *handle, int status, int events)
+void conn_on_events(conn *c, uint32_t events)
 {
-    conn *c = handle->data;
     if (c->state == CONN_DEAD)
         return;
-    if (status < 0) {
-        conn_destroy(c);
-        return;
-    }
-    if (events & UV_WRITABLE) {
+    if (events & EPOLLOUT) {
         conn_flush(c);
         if (c->state == CONN_DEAD)
             return;
     }
-    if (events & (UV_READABLE | UV_DISCONNECT))
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
         on_readable(c);
 }
 
@@ -462,13 +457,12 @@ conn *conn_accept(worker *w, int fd)
     c->state = CONN_HTTP;
     c->last_recv_ms = uv_now(&w->loop);
     buf_init(&c->http_in);
-    if (uv_poll_init_socket(&w->loop, &c->poll, fd) != 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);
         free(c);
         return NULL;
     }
-    c->poll.data = c;
-    uv_poll_start(&c->poll, UV_READABLE, on_poll);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;

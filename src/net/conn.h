@@ -29,11 +29,17 @@ enum conn_state {
     CONN_DEAD,     /* torn down, waiting for libuv to release the handle */
 };
 
+#define OUTQ_INLINE 4
+
+/* A ring of frame references; cap is a power of two. Up to OUTQ_INLINE
+ * entries live inside the connection, so queueing an event for an idle
+ * subscriber allocates nothing; longer queues move to the heap. */
 typedef struct outq {
-    frame **items; /* ring; cap is a power of two */
+    frame **items; /* inline or heap */
     uint32_t head, count, cap;
     uint32_t head_off; /* bytes of items[head] already written */
     size_t bytes;      /* unsent bytes */
+    frame *inline_items[OUTQ_INLINE];
 } outq;
 
 /* Per-connection Pusher state (session/). */
@@ -46,10 +52,9 @@ typedef struct session_state {
 
 typedef struct conn {
     subscriber sub; /* the hub's view; attached once the app is known */
-    uv_poll_t poll;
     worker *w;
     struct conn *prev, *next; /* the worker's list, for the keep-alive sweep */
-    struct conn *next_dirty;
+    struct conn *next_dirty;  /* also links dead connections awaiting free */
     int fd;
     uint8_t state;
     bool attached; /* sub is attached to a hub app */
@@ -83,5 +88,7 @@ void conn_destroy(conn *c);
 /* Worker internals. */
 conn *conn_accept(worker *w, int fd);
 void conn_flush(conn *c);
+/* An epoll event for c (EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP bits). */
+void conn_on_events(conn *c, uint32_t events);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -42,9 +43,41 @@ static void flush_dirty(worker *w)
     }
 }
 
+void worker_bury(worker *w, conn *c)
+{
+    c->next_dirty = w->graveyard; /* dead: off the dirty list's use */
+    w->graveyard = c;
+}
+
+/* Runs after the flush pass: nothing on the dirty list or in an epoll batch
+ * can point at these any more. */
+static void free_graveyard(worker *w)
+{
+    conn *c;
+    while ((c = w->graveyard) != NULL) {
+        w->graveyard = c->next_dirty;
+        free(c);
+    }
+}
+
 static void on_check(uv_check_t *h)
 {
     flush_dirty(h->data);
+    free_graveyard(h->data);
+}
+
+/* The epoll set became readable: dispatch its events in batches. */
+static void on_epoll(uv_poll_t *h, int status, int events)
+{
+    worker *w = h->data;
+    struct epoll_event evs[256];
+    for (int round = 0; round < 16; round++) {
+        int n = epoll_wait(w->epfd, evs, 256, 0);
+        for (int i = 0; i < n; i++)
+            conn_on_events(evs[i].data.ptr, evs[i].events);
+        if (n < 256)
+            break;
+    }
 }
 
 long server_connections(const server *s)
@@ -149,6 +182,7 @@ static void on_sweep(uv_timer_t *t)
             conn_destroy(w->conns);
         uv_stop(&w->loop);
     }
+    free_graveyard(w);
 }
 
 static void on_signal(int sig)
@@ -290,6 +324,14 @@ int server_run(const hk_config *cfg, webhooks *wh)
         uv_poll_init_socket(&w->loop, &w->listener, w->listen_fd);
         w->listener.data = w;
         uv_poll_start(&w->listener, UV_READABLE, on_listener);
+        w->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (w->epfd < 0) {
+            log_error("epoll_create1: %s", strerror(errno));
+            abort();
+        }
+        uv_poll_init(&w->loop, &w->epoll_watch, w->epfd);
+        w->epoll_watch.data = w;
+        uv_poll_start(&w->epoll_watch, UV_READABLE, on_epoll);
         uv_check_init(&w->loop, &w->flush_check);
         w->flush_check.data = w;
         uv_check_start(&w->flush_check, on_check);
@@ -323,10 +365,13 @@ int server_run(const hk_config *cfg, webhooks *wh)
         worker *w = &srv->workers[i];
         while (w->conns)
             conn_destroy(w->conns);
+        w->dirty = NULL;
+        free_graveyard(w);
         uv_walk(&w->loop, close_walk, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
         close(w->listen_fd);
+        close(w->epfd);
         if (w->reserve_fd >= 0)
             close(w->reserve_fd);
         hub_free(w->hub);

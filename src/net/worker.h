@@ -34,6 +34,9 @@ typedef struct worker {
     uint32_t sweeps;
     uint64_t last_emfile_warn_ms;
     uv_poll_t listener;
+    uv_poll_t epoll_watch; /* the worker's epoll set, readable when a connection has events */
+    int epfd;              /* connections are watched here, not with a libuv handle each */
+    conn *graveyard;       /* destroyed connections, freed after the flush pass */
     uv_check_t flush_check;
     uv_timer_t sweep_timer;
     uv_async_t wakeup;
@@ -52,5 +55,7 @@ typedef struct worker {
 } worker;
 
 void worker_mark_dirty(worker *w, conn *c);
+/* Frees c once nothing of this loop iteration can still point at it. */
+void worker_bury(worker *w, conn *c);
 
 #endif

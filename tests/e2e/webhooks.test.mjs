@@ -310,7 +310,8 @@ describe('webhooks', () => {
         await a.subscribe(ch);
         await until(() => deadIds(server.dataDir).length === 1, 'a dead letter', 10000);
         const [id] = deadIds(server.dataDir);
-        assert.match(server.output(), /dead-lettered/);
+        // the file is written before the log line: wait for the line too
+        await until(() => /dead-lettered/.test(server.output()), 'the dead-letter log line', 5000);
 
         const listed = await cli(server, 'dead');
         assert.equal(listed.code, 0, listed.out);
