@@ -6,6 +6,7 @@
 #include "net/server.h"
 #include "net/worker.h"
 #include "util/buf.h"
+#include "webhook/webhook.h"
 
 static bool path_is(const char *path, size_t len, const char *want)
 {
@@ -37,6 +38,20 @@ static void metrics(conn *c)
         hub_app *a = &w->hub->apps[i];
         buf_printf(&b, "hark_app_connections{app=\"%s\"} %ld\n", a->cfg->id, a->connections);
         buf_printf(&b, "hark_app_channels{app=\"%s\"} %zu\n", a->cfg->id, a->channels.count);
+        webhook_stats ws;
+        if (w->srv->webhooks && webhooks_stats(w->srv->webhooks, a->cfg, &ws)) {
+            buf_printf(&b,
+                       "hark_webhook_events_sent_total{app=\"%s\"} %llu\n"
+                       "hark_webhook_requests_failed_total{app=\"%s\"} %llu\n"
+                       "hark_webhook_requests_retried_total{app=\"%s\"} %llu\n"
+                       "hark_webhook_events_dead_lettered_total{app=\"%s\"} %llu\n"
+                       "hark_webhook_events_dropped_total{app=\"%s\"} %llu\n"
+                       "hark_webhook_events_queued{app=\"%s\"} %llu\n",
+                       a->cfg->id, (unsigned long long)ws.sent, a->cfg->id,
+                       (unsigned long long)ws.failed, a->cfg->id, (unsigned long long)ws.retried,
+                       a->cfg->id, (unsigned long long)ws.dead_lettered, a->cfg->id,
+                       (unsigned long long)ws.dropped, a->cfg->id, (unsigned long long)ws.queued);
+        }
     }
     http_respond(c, 200, "text/plain; version=0.0.4", b.data, b.len, NULL);
     buf_free(&b);

@@ -282,6 +282,13 @@ describe('webhooks', () => {
         assert.ok(gaps.every((g) => g >= 40), `retries wait (${gaps})`);
         for (const r of rcv.reqs) assertValid(server, r);
         assert.deepEqual(deadIds(server.dataDir), []);
+        // and /metrics counts it: 3 failed requests, 3 retries, 1 event sent, none dead
+        const metrics = await (await fetch(`http://${server.host}:${server.port}/metrics`)).text();
+        const m = (name) => Number(new RegExp(`^${name}\\{app="${APP.id}"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
+        assert.equal(m('hark_webhook_requests_failed_total'), 3, metrics);
+        assert.equal(m('hark_webhook_requests_retried_total'), 3, metrics);
+        assert.equal(m('hark_webhook_events_sent_total'), 1, metrics);
+        assert.equal(m('hark_webhook_events_dead_lettered_total'), 0, metrics);
     });
 
     test('webhooks: a 4xx is not retried; the batch is dead-lettered at once', async () => {
