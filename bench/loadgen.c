@@ -5,17 +5,22 @@
  * §8.2) on a few keep-alive HTTP connections, samples the server's RSS and
  * CPU from /proc, and steers --procs receiver processes (fork) through
  * phases in a shared memory page. Each receiver owns its share of the
- * WebSocket connections on one epoll set and reads them into one large
- * buffer, so one read() returns as many queued frames as the kernel holds.
+ * WebSocket connections and reads them into one large buffer, so one read()
+ * returns as many queued frames as the kernel holds. 100 of the subscribers
+ * are probes on their own epoll set, serviced between every 64 other sockets;
+ * the others may be read in sweeps (--bulk-interval-ms) so that each read
+ * takes several frames: a read costs 5-10 µs here, mostly the ACK it sends.
  *
  * Every published event carries "K:T:R" in its data: K the publish number,
  * T the monotonic send time in µs, R the REST connection that sent it. A REST
  * connection has one request in flight, so its publishes are ordered; nothing
  * orders requests of different connections. The receivers check that K grows
  * per subscriber, channel and R (out-of-order and duplicates), count
- * deliveries per channel (losses are counted against the
- * number of acknowledged publishes), and record T→receipt latency for events
- * sent inside the measuring window.
+ * deliveries per channel (losses are counted against the number of
+ * acknowledged publishes), and record T→receipt latency of the probes for
+ * events sent inside the measuring window. Flat out, publishes in flight are
+ * limited to --window: a publish is in flight until every subscriber that
+ * reads has it (the watermark), which also gives the exact deliveries/s.
  *
  * Everything is bounded: each loop runs until a deadline (--timeout), each
  * child also has an alarm(), and only 127.0.0.0/8 is accepted as a target.
