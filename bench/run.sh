@@ -13,7 +13,9 @@
 #
 # Environment: HARK_BIN (default build/hark), SOKETI_PEER_DIR (default
 # ../shared/peers/soketi), LOADGEN_PROCS (receiver processes, default 1),
-# BENCH_DURATION (seconds per measuring window, default 5).
+# BENCH_DURATION (seconds per measuring window, default 5), BENCH_SWEEP_MS
+# (bulk read interval, default 300), BENCH_OTHER_MAX (% of a core of other
+# work that makes a scenario run again, default 40).
 #
 # Every server is started on a free loopback port for one scenario and
 # stopped after it, so no scenario sees another's leftovers. Each loadgen run
@@ -27,7 +29,7 @@ cd "$ROOT"
 # the exact command, with the settings that were overridden
 COMMAND=""
 for v in HARK_BIN HARK_COMMIT SOKETI_PEER_DIR BENCH_SERVERS BENCH_SCENARIOS BENCH_DURATION BENCH_SWEEP_MS \
-    LOADGEN_PROCS BENCH_OUT BENCH_MAX_SECONDS; do
+    BENCH_OTHER_MAX LOADGEN_PROCS BENCH_OUT BENCH_MAX_SECONDS; do
     [[ -n "${!v:-}" ]] && COMMAND+="$v=\"${!v}\" "
 done
 if [[ -n "${MAKELEVEL:-}" ]]; then COMMAND+="make bench"; else COMMAND+="bench/run.sh"; fi
