@@ -1675,6 +1675,12 @@ static int coord_main(pid_t *kids)
             }
         }
     }
+    /* the peak covers every sample taken, not only those while publishing */
+    for (int st = 0; O.sc == SC_IDLE && st < O.nsteps; st++)
+        if (res.rss_steps[st] > res.rss_peak)
+            res.rss_peak = res.rss_steps[st];
+    if (res.rss_end > res.rss_peak)
+        res.rss_peak = res.rss_end;
     set_phase(PH_FINISH, deadline + 5000000);
     /* reap receivers (ours, by pid) */
     int64_t rdl = now_us() + 10000000;
