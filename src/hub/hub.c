@@ -433,7 +433,7 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
         s->slots = xrealloc(s->slots, s->slots_cap * sizeof(*s->slots));
     }
     if (ch->num_subs == ch->subs_cap) {
-        ch->subs_cap = ch->subs_cap ? ch->subs_cap * 2 : 4;
+        ch->subs_cap = ch->subs_cap ? ch->subs_cap * 2 : 1; /* many channels have one subscriber */
         ch->subs = xrealloc(ch->subs, ch->subs_cap * sizeof(*ch->subs));
     }
     s->slots[s->num_slots] = (sub_slot){.channel = ch, .pos = ch->num_subs, .member = member};
