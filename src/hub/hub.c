@@ -428,9 +428,19 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
     if (member)
         member->conns++;
 
-    if (s->num_slots == s->slots_cap) {
-        s->slots_cap = s->slots_cap ? s->slots_cap * 2 : 2;
-        s->slots = xrealloc(s->slots, s->slots_cap * sizeof(*s->slots));
+    if (s->slots_cap == 0) { /* the first subscription lives in the subscriber */
+        s->slots = &s->first_slot;
+        s->slots_cap = 1;
+    } else if (s->num_slots == s->slots_cap) {
+        uint32_t cap = s->slots_cap * 2;
+        if (s->slots == &s->first_slot) {
+            sub_slot *heap = xrealloc(NULL, cap * sizeof(*heap));
+            heap[0] = s->first_slot;
+            s->slots = heap;
+        } else {
+            s->slots = xrealloc(s->slots, cap * sizeof(*s->slots));
+        }
+        s->slots_cap = cap;
     }
     if (ch->num_subs == ch->subs_cap) {
         ch->subs_cap = ch->subs_cap ? ch->subs_cap * 2 : 1; /* many channels have one subscriber */
@@ -740,7 +750,8 @@ void hub_detach(subscriber *s)
         return;
     while (s->num_slots > 0)
         unsubscribe_slot(s, s->num_slots - 1);
-    free(s->slots);
+    if (s->slots != &s->first_slot)
+        free(s->slots);
     s->slots = NULL;
     s->slots_cap = 0;
 

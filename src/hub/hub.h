@@ -53,8 +53,9 @@ typedef struct sub_slot {
 struct subscriber {
     const subscriber_ops *ops;
     hub_app *app;
-    sub_slot *slots;
+    sub_slot *slots; /* first_slot, or the heap from the second subscription */
     uint32_t num_slots, slots_cap;
+    sub_slot first_slot;
     hub_user *user; /* signed in as */
     hub_user **watching;
     uint32_t num_watching;

@@ -157,10 +157,18 @@ void conn_destroy(conn *c)
         hub_detach(&c->sub);
         c->attached = false;
     }
-    ws_reader_free(&c->reader);
+    if (c->reader) {
+        ws_reader_free(c->reader);
+        free(c->reader);
+        c->reader = NULL;
+    }
     free(c->session.user_info);
     c->session.user_info = NULL;
-    buf_free(&c->http_in);
+    if (c->http_in) {
+        buf_free(c->http_in);
+        free(c->http_in);
+        c->http_in = NULL;
+    }
     outq_free(&c->out);
     if (c->prev)
         c->prev->next = c->next;
@@ -290,8 +298,25 @@ static const ws_reader_callbacks ws_callbacks = {on_ws_message, on_ws_control};
 
 static void feed_ws(conn *c, char *data, size_t len)
 {
-    int rc = ws_reader_feed(&c->reader, (uint8_t *)data, len, c->w->cfg->max_message_bytes,
-                            &ws_callbacks, c);
+    /* Most reads hold whole frames: parse with a reader on the stack and keep
+     * one on the heap only while something is incomplete. */
+    ws_reader local = {0};
+    ws_reader *r = c->reader ? c->reader : &local;
+    int rc =
+        ws_reader_feed(r, (uint8_t *)data, len, c->w->cfg->max_message_bytes, &ws_callbacks, c);
+    bool holding = rc == 0 && (r->pending || r->message);
+    if (r == &local && holding) {
+        c->reader = malloc(sizeof(*c->reader));
+        if (!c->reader)
+            abort();
+        *c->reader = local;
+    } else if (!holding) {
+        ws_reader_free(r);
+        if (r != &local) {
+            free(r);
+            c->reader = NULL;
+        }
+    }
     if (rc > 1) {
         const char *why = rc == WS_CLOSE_TOO_BIG           ? "Message too big"
                           : rc == WS_CLOSE_INVALID_PAYLOAD ? "Invalid UTF-8"
@@ -345,10 +370,10 @@ static void feed_http(conn *c, char *data, size_t len)
 {
     char *p = data;
     size_t avail = len;
-    if (c->http_in.len > 0) {
-        buf_append(&c->http_in, data, len);
-        p = c->http_in.data;
-        avail = c->http_in.len;
+    if (c->http_in) {
+        buf_append(c->http_in, data, len);
+        p = c->http_in->data;
+        avail = c->http_in->len;
     }
     while (avail > 0 && c->state == CONN_HTTP) {
         http_request req;
@@ -387,12 +412,20 @@ static void feed_http(conn *c, char *data, size_t len)
     if (c->state != CONN_HTTP)
         avail = 0;
     if (avail == 0) {
-        buf_free(&c->http_in);
-    } else if (c->http_in.len > 0) {
-        memmove(c->http_in.data, p, avail);
-        c->http_in.len = avail;
+        if (c->http_in) {
+            buf_free(c->http_in);
+            free(c->http_in);
+            c->http_in = NULL;
+        }
+    } else if (c->http_in) {
+        memmove(c->http_in->data, p, avail);
+        c->http_in->len = avail;
     } else {
-        buf_append(&c->http_in, p, avail);
+        c->http_in = malloc(sizeof(*c->http_in));
+        if (!c->http_in)
+            abort();
+        buf_init(c->http_in);
+        buf_append(c->http_in, p, avail);
     }
 }
 
@@ -456,7 +489,6 @@ conn *conn_accept(worker *w, int fd)
     c->fd = fd;
     c->state = CONN_HTTP;
     c->last_recv_ms = uv_now(&w->loop);
-    buf_init(&c->http_in);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);

@@ -65,8 +65,8 @@ typedef struct conn {
     uint64_t last_recv_ms;
     uint64_t ping_sent_ms; /* 0 = no ping outstanding */
     uint64_t close_deadline_ms;
-    ws_reader reader;
-    buf http_in; /* an incomplete HTTP request, empty otherwise */
+    ws_reader *reader; /* only while a frame or message is incomplete */
+    buf *http_in;      /* only while an HTTP request is incomplete */
     outq out;
     session_state session;
 } conn;

@@ -130,7 +130,7 @@ static void start_drain(worker *w)
         next = c->next;
         if (c->state == CONN_WS)
             conn_close_ws(c, 4200, "Server is shutting down");
-        else if (c->state == CONN_HTTP && c->http_in.len == 0 && c->out.count == 0)
+        else if (c->state == CONN_HTTP && !c->http_in && c->out.count == 0)
             conn_destroy(c);
     }
     flush_dirty(w);
