@@ -2,12 +2,13 @@
 # Installs the Debian packages hark needs, only those missing.
 #   scripts/install-deps.sh run    build + run
 #   scripts/install-deps.sh test   also what the tests need (cmocka, clang for
-#                                  sanitizers and libFuzzer, Node.js + npm)
+#                                  sanitizers and libFuzzer, Chromium for the
+#                                  browser test, Node.js + npm)
 set -euo pipefail
 mode="${1:-run}"
 pkgs=(make gcc pkg-config libuv1-dev libjansson-dev libssl-dev libcurl4-openssl-dev)
 if [[ "$mode" == "test" ]]; then
-    pkgs+=(libcmocka-dev clang libclang-rt-14-dev)
+    pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium) # chromium: pusher-js's browser build
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi
