@@ -45,7 +45,8 @@ void pusher_encode_raw_data(buf *out, const char *event, const char *channel, co
 /* {"event":"pusher:error","data":{"code":C,"message":M}}; code 0 → null. */
 void pusher_encode_error(buf *out, int code, const char *message);
 
-/* {"event":"pusher:subscription_error","channel":C,"data":{"type":T,"error":E,"status":S}} */
+/* {"event":"pusher:subscription_error","data":{"type":T,"error":E,"status":S},"channel":C}
+ * (the usual key order: event, data, channel) */
 void pusher_encode_subscription_error(buf *out, const char *channel, const char *type,
                                       const char *error, int status);
 
