@@ -124,7 +124,7 @@ static void start_drain(worker *w)
     atomic_store(&w->srv->draining, true);
     w->drain_deadline_ms = uv_now(&w->loop) + w->cfg->shutdown_grace_ms;
     uv_poll_stop(&w->listener);
-    log_info("shutting down: closing %ld connections with 4200", w->num_conns);
+    log_info("worker %u shutting down: closing %ld connections with 4200", w->id, w->num_conns);
     conn *next;
     for (conn *c = w->conns; c; c = next) {
         next = c->next;
