@@ -6,7 +6,6 @@
 #include "api/api_internal.h"
 #include "net/http_query.h"
 #include "protocol/channel_name.h"
-#include "util/json_write.h"
 
 static bool query_info(api_request *r, api_info *info)
 {

@@ -154,7 +154,6 @@ void hub_free(hub *h);
 /* Handles what other workers sent (on this hub's thread). */
 void hub_drain_inbox(hub *h);
 hub_app *hub_app_of(hub *h, const hk_app *app);
-uint64_t hub_now_ms(void);
 
 /* Attaches a new subscriber to an app and gives it a unique socket id. */
 void hub_attach(hub_app *app, subscriber *s, const subscriber_ops *ops);

@@ -1,0 +1,132 @@
+/* hub_group — the workers' hubs as one: messages between them (publish,
+ * user delivery, terminate, watchlist changes) through each hub's inbox. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/hub_internal.h"
+#include "protocol/errors.h"
+#include "protocol/pusher_msg.h"
+#include "util/buf.h"
+#include "util/json_write.h"
+
+void hub_msg_free(hub_msg *m)
+{
+    if (m->f)
+        frame_unref(m->f);
+    free(m->name);
+}
+
+static void inbox_push(hub *to, uint8_t kind, size_t app, const char *name, size_t len, frame *f,
+                       const char *except)
+{
+    hub_msg m = {.kind = kind, .app = (uint32_t)app, .f = f ? frame_ref(f) : NULL};
+    m.name = malloc(len + 1);
+    if (!m.name)
+        abort();
+    memcpy(m.name, name, len);
+    m.name[len] = '\0';
+    m.name_len = len;
+    if (except)
+        snprintf(m.except, sizeof(m.except), "%s", except);
+    pthread_mutex_lock(&to->inbox.lock);
+    if (to->inbox.count == to->inbox.cap) {
+        to->inbox.cap = to->inbox.cap ? to->inbox.cap * 2 : 16;
+        to->inbox.items = hub_xrealloc(to->inbox.items, to->inbox.cap * sizeof(hub_msg));
+    }
+    to->inbox.items[to->inbox.count++] = m;
+    bool first = to->inbox.count == 1;
+    pthread_mutex_unlock(&to->inbox.lock);
+    if (first && to->wake)
+        to->wake(to->wake_ctx);
+}
+
+/* Runs kind on this hub now and on every other hub through its inbox. The
+ * excluded connection is named by socket id: it may live on any worker. */
+void hub_group_send_except_id(hub_app *app, uint8_t kind, const char *name, size_t len, frame *f,
+                              const char *except_id)
+{
+    hub *self = app->hub;
+    for (size_t i = 0; i < self->num_peers; i++) {
+        if (self->peers[i] == self)
+            continue;
+        /* One copy per worker (never per subscriber): each worker then counts
+         * references on its own cache line instead of all workers contending
+         * for one atomic counter during fan-out. */
+        frame *copy = f ? frame_raw(f->data, f->len) : NULL;
+        inbox_push(self->peers[i], kind, app->index, name, len, copy, except_id);
+        if (copy)
+            frame_unref(copy);
+    }
+    const subscriber *except =
+        except_id ? hub_find_socket(app, except_id, strlen(except_id)) : NULL;
+    hub_local_deliver(self, kind, app->index, name, len, f, except);
+}
+
+void hub_group_send(hub_app *app, uint8_t kind, const char *name, size_t len, frame *f,
+                    const subscriber *except)
+{
+    hub_group_send_except_id(app, kind, name, len, f, except ? except->socket_id : NULL);
+}
+
+void hub_group_publish_payload(hub_app *app, const char *channel, size_t len, const buf *payload,
+                               const subscriber *except)
+{
+    frame *f = frame_ws_text(payload->data, payload->len);
+    hub_group_send(app, MSG_PUBLISH, channel, len, f, except);
+    frame_unref(f);
+}
+
+void hub_drain_inbox(hub *h)
+{
+    pthread_mutex_lock(&h->inbox.lock);
+    hub_msg *items = h->inbox.items;
+    size_t count = h->inbox.count;
+    h->inbox.items = NULL;
+    h->inbox.count = 0;
+    h->inbox.cap = 0;
+    pthread_mutex_unlock(&h->inbox.lock);
+    for (size_t i = 0; i < count; i++) {
+        hub_msg *m = &items[i];
+        hub_app *app = &h->apps[m->app];
+        const subscriber *except =
+            m->except[0] ? hub_find_socket(app, m->except, strlen(m->except)) : NULL;
+        hub_local_deliver(h, m->kind, m->app, m->name, m->name_len, m->f, except);
+        hub_msg_free(m);
+    }
+    free(items);
+}
+
+void hub_local_deliver(hub *h, uint8_t kind, size_t app_idx, const char *name, size_t len, frame *f,
+                       const subscriber *except)
+{
+    hub_app *app = &h->apps[app_idx];
+    if (kind == MSG_PUBLISH) {
+        hub_channel *ch = hub_channel_find(app, name, len);
+        if (ch)
+            hub_broadcast(ch, f, except);
+        return;
+    }
+    hub_user *u = hub_user_find(app, name, len);
+    if (!u)
+        return;
+    switch (kind) {
+    case MSG_PUBLISH_USER:
+        for (uint32_t i = 0; i < u->num_conns; i++)
+            if (u->conns[i] != except)
+                u->conns[i]->ops->send(u->conns[i], f);
+        break;
+    case MSG_TERMINATE_USER:
+        /* close is asynchronous: the list stays intact while we walk it */
+        for (uint32_t i = 0; i < u->num_conns; i++)
+            u->conns[i]->ops->close(u->conns[i], PUSHER_UNAUTHORIZED,
+                                    "You got disconnected by the app.");
+        break;
+    case MSG_USER_ONLINE:
+    case MSG_USER_OFFLINE:
+        hub_notify_watchers(u, kind == MSG_USER_ONLINE);
+        break;
+    default:
+        break;
+    }
+}
