@@ -141,7 +141,6 @@ void hub_attach(hub_app *app, subscriber *s, const subscriber_ops *ops)
             break;
     }
     strmap_put(&app->sockets, s->socket_id, s->socket_id_len, s);
-    app->connections++;
     directory_add_connection(app->hub->dir, app->index, 1);
 }
 
@@ -165,7 +164,6 @@ void hub_detach(subscriber *s)
     hub_user_detach(s);
 
     strmap_remove(&app->sockets, s->socket_id, s->socket_id_len);
-    app->connections--;
     directory_add_connection(app->hub->dir, app->index, -1);
     s->app = NULL;
 }

@@ -106,7 +106,6 @@ struct hub_app {
     strmap channels;  /* name → hub_channel */
     strmap users;     /* id → hub_user (signed in, or watched) */
     strmap sockets;   /* socket id → subscriber */
-    long connections; /* this worker's */
     size_t index;     /* in cfg->apps and the directory */
 };
 

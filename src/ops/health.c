@@ -36,7 +36,8 @@ static void metrics(conn *c)
                (unsigned long long)w->stats.http_requests);
     for (size_t i = 0; i < w->hub->num_apps; i++) {
         hub_app *a = &w->hub->apps[i];
-        buf_printf(&b, "hark_app_connections{app=\"%s\"} %ld\n", a->cfg->id, a->connections);
+        buf_printf(&b, "hark_app_connections{app=\"%s\"} %ld\n", a->cfg->id,
+                   directory_connections(w->hub->dir, a->index));
         buf_printf(&b, "hark_app_channels{app=\"%s\"} %zu\n", a->cfg->id, a->channels.count);
         webhook_stats ws;
         if (w->srv->webhooks && webhooks_stats(w->srv->webhooks, a->cfg, &ws)) {

@@ -224,7 +224,7 @@ static int teardown(void **state)
     }
     for (size_t a = 0; a < NUM_APPS; a++) {
         hub_app *app = app_of(fx, a);
-        assert_int_equal(app->connections, 0);
+        assert_int_equal(directory_connections(app->hub->dir, app->index), 0);
         assert_int_equal(app->sockets.count, 0);
         assert_int_equal(app->users.count, 0);
         for (size_t i = 0; i < app->channels.cap; i++) {
@@ -390,14 +390,14 @@ static void attach_gives_unique_findable_socket_ids(void **state)
                          s);
         assert_null(hub_find_socket(app_of(fx, APP_COUNTING), s->socket_id, s->socket_id_len));
     }
-    assert_int_equal(app_of(fx, APP_DEFAULT)->connections, N);
+    assert_int_equal(directory_connections(fx->hub->dir, APP_DEFAULT), N);
     assert_int_equal(app_of(fx, APP_DEFAULT)->sockets.count, N);
     char id[31];
     memcpy(id, subs[7]->base.socket_id, sizeof id);
     hub_detach(&subs[7]->base);
     assert_null(hub_find_socket(app_of(fx, APP_DEFAULT), id, strlen(id)));
     hub_detach(&subs[7]->base); /* a second detach does nothing */
-    assert_int_equal(app_of(fx, APP_DEFAULT)->connections, N - 1);
+    assert_int_equal(directory_connections(fx->hub->dir, APP_DEFAULT), N - 1);
     for (size_t i = 0; i < N; i++)
         if (i != 7)
             assert_ptr_equal(hub_find_socket(app_of(fx, APP_DEFAULT), subs[i]->base.socket_id,
