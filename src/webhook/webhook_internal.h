@@ -1,16 +1,20 @@
 /* webhook_internal — the pure parts of the webhook module (payloads,
  * filters, backoff, grace holds, journal records, dead letters), apart from
- * the delivery thread in webhook.c so unit tests and fuzz targets can reach
- * them. Not part of the module's interface. */
+ * the delivery thread so unit tests and fuzz targets can reach them, and
+ * then the delivery thread's state shared by the files that make it up.
+ * Not part of the module's interface. */
 #ifndef HARK_WEBHOOK_WEBHOOK_INTERNAL_H
 #define HARK_WEBHOOK_WEBHOOK_INTERNAL_H
 
 #include "util/buf.h"
 #include "webhook/webhook.h"
 
+#include <curl/curl.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 /* ---- webhook_event.c ------------------------------------------------------ */
 
@@ -144,5 +148,164 @@ long wh_post_blocking(const char *url, const char *key, const char *secret, cons
  * an empty Expect and the hook's own headers. */
 struct curl_slist *wh_headers(const char *key, const char *secret, const char *body,
                               size_t body_len, const hk_webhook *hook);
+
+/* ---- the delivery thread ---------------------------------------------------- */
+
+/* Its state, shared by the files that make it up:
+ *   webhook.c              start, drain and stop; the thread's loop
+ *   webhook_queue.c        emit, the hand-off list, grace holds, per-target
+ *                          queues and batches
+ *   webhook_delivery.c     libcurl multi on the loop: requests, retries,
+ *                          dead letters
+ *   webhook_journal_file.c the journal on disk: appends, compaction, replay
+ *                          on start
+ * struct webhooks says which fields the thread owns and what the lock
+ * guards. */
+
+typedef struct wh_target wh_target;
+
+typedef struct wh_item {
+    struct wh_item *prev, *next; /* every live item, for journal rewrites */
+    struct wh_item *qnext;       /* the target's queue */
+    wh_target *t;
+    uint64_t seq;
+    int64_t time_ms;
+    size_t len;
+    char json[];
+} wh_item;
+
+typedef struct wh_batch {
+    struct wh_batch *next; /* ready queue, retry list or in-flight list */
+    wh_target *t;
+    wh_item **items;
+    size_t n;
+    char *body;
+    size_t body_len;
+    unsigned attempts;
+    uint64_t due_ms;
+    CURL *easy;
+    struct curl_slist *hdrs;
+    char err[CURL_ERROR_SIZE];
+} wh_batch;
+
+struct wh_target {
+    webhooks *w;
+    size_t app_idx;
+    const hk_app *app;
+    const hk_webhook *hook;
+    wh_item *qhead, *qtail;
+    size_t qlen;
+    uv_timer_t batch_timer;
+    wh_batch *ready_head, *ready_tail;
+    unsigned inflight;
+};
+
+/* A raw event from the hub, encoded, waiting for the thread. */
+typedef struct wh_in {
+    struct wh_in *next;
+    size_t app_idx;
+    enum webhook_kind kind;
+    int64_t time_ms;
+    char *channel, *user_id;
+    size_t len;
+    char json[];
+} wh_in;
+
+/* Items of one held vacated/removed event, one per matching target. */
+typedef struct wh_held {
+    size_t n;
+    wh_item *items[];
+} wh_held;
+
+typedef struct wh_app_stats {
+    _Atomic uint64_t sent, failed, retried, dead, dropped, queued;
+} wh_app_stats;
+
+typedef struct wh_sock {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    webhooks *w;
+} wh_sock;
+
+struct webhooks {
+    const hk_config *cfg;
+    bool active; /* a thread runs */
+    uint32_t *interest;
+    wh_app_stats *stats;
+    _Atomic uint64_t inmem; /* hand-off entries + live items, against webhook_max_queue */
+
+    uv_mutex_t lock; /* guards the hand-off list and the two flags below */
+    wh_in *in_head, *in_tail;
+    bool stopping, closed;
+
+    /* Everything below belongs to the thread once it runs. */
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_timer_t grace_timer, retry_timer, curl_timer, stop_timer;
+    CURLM *multi;
+    wh_target *targets;
+    size_t ntargets;
+    size_t *app_first, *app_count; /* targets of app i: app_first[i] .. + app_count[i] */
+    wh_grace grace;
+    wh_batch *retry_list, *flying;
+    wh_item *live, *live_tail; /* oldest first */
+    size_t nlive;
+    bool draining, closing;
+    uint32_t rng;
+
+    int jfd, lockfd;
+    char *dir, *jpath, *dead_dir;
+    buf jbuf;
+    uint64_t jsize, jbase, next_seq; /* jbase: size right after the last rewrite */
+    bool jerr_logged;
+};
+
+/* webhook.c */
+void *wh_xmalloc(size_t n);
+void *wh_xcalloc(size_t n, size_t size);
+char *wh_xstrdup(const char *s);
+wh_app_stats *wh_stats_of(webhooks *w, size_t app_idx);
+/* Ends the thread's work once a drain has nothing left in memory. */
+void wh_maybe_finish(webhooks *w);
+
+/* webhook_queue.c */
+wh_item *wh_item_new(webhooks *w, wh_target *t, const char *json, size_t len, int64_t time_ms);
+/* Forgets an item in memory; done says whether it is settled (the journal
+ * then gets a completion record from the caller) or stays owed on disk. */
+void wh_item_free(webhooks *w, wh_item *it, bool done);
+void wh_batch_free(webhooks *w, wh_batch *b, bool done);
+void wh_ready_push(wh_target *t, wh_batch *b);
+/* Appends an item to the target's queue, nothing more. */
+void wh_queue_push(wh_target *t, wh_item *it);
+/* Forms batches: full ones always, the last partial one when all. */
+void wh_target_flush(wh_target *t, bool all);
+void wh_on_batch_timer(uv_timer_t *h);
+void wh_held_release(webhooks *w, wh_hold *h);
+void wh_drain_inbox(webhooks *w);
+
+/* webhook_delivery.c */
+void wh_on_sock_closed(uv_handle_t *h);
+int wh_on_curl_socket(CURL *easy, curl_socket_t fd, int action, void *userp, void *socketp);
+int wh_on_curl_timeout(CURLM *multi, long timeout_ms, void *userp);
+/* Flushes the journal, then starts the target's ready batches up to its
+ * in-flight limit. */
+void wh_pump(wh_target *t);
+/* Detaches a batch from curl and the in-flight list. */
+void wh_transfer_end(webhooks *w, wh_batch *b);
+
+/* webhook_journal_file.c */
+/* Opens the journal, takes back what it still owes, and writes it anew
+ * with only that. Runs before the thread starts. */
+void wh_jfile_open(webhooks *w);
+/* Writes what is buffered. Called before any request goes out, so an event
+ * is on disk before a receiver can see it. */
+void wh_jfile_flush(webhooks *w);
+void wh_jfile_add_item(webhooks *w, const wh_item *it);
+/* Records that items are done (delivered or dead-lettered). */
+void wh_jfile_done(webhooks *w, wh_item **items, size_t n);
+/* Trims the file when nothing is owed any more, or rewrites it once it is
+ * large and mostly completed records. */
+void wh_jfile_maybe_compact(webhooks *w);
 
 #endif
