@@ -54,7 +54,6 @@ static void set_phase(int ph, int64_t deadline)
 }
 
 /* ---- scenario drivers ---------------------------------------------------- */
-/* ---- scenario drivers ---------------------------------------------------- */
 
 int coord_main(pid_t *kids)
 {

@@ -88,7 +88,6 @@ static void print_hist(const char *what, const struct hist *h)
 
 int stats_report(struct result *res, int64_t total_conns, int64_t subs_fast)
 {
-    /* --- results ----------------------------------------------------------- */
     struct hist lat, lat_all;
     memset(&lat, 0, sizeof lat);
     memset(&lat_all, 0, sizeof lat_all);
@@ -222,5 +221,3 @@ int stats_report(struct result *res, int64_t total_conns, int64_t subs_fast)
     fflush(stdout);
     return (failed || res->lost || ooo || dup || res->stalled) ? 1 : 0;
 }
-
-/* ======================================================================== */
