@@ -7,6 +7,7 @@
 #include "protocol/channel_name.h"
 #include "protocol/pusher_msg.h"
 #include "util/json_write.h"
+#include "util/xalloc.h"
 
 #define MAX_CHANNELS_HARD 100
 
@@ -183,9 +184,7 @@ void api_events(api_request *r)
     json_t *root = api_parse_body(r);
     if (!root)
         return;
-    publish_item *it = malloc(sizeof(*it));
-    if (!it)
-        abort();
+    publish_item *it = xmalloc(sizeof(*it));
     if (parse_item(r, root, it, false, "")) {
         publish(r, it);
         buf out;
@@ -222,9 +221,7 @@ void api_batch_events(api_request *r)
         json_decref(root);
         return;
     }
-    publish_item *items = calloc(n ? n : 1, sizeof(*items));
-    if (!items)
-        abort();
+    publish_item *items = xcalloc(n ? n : 1, sizeof(*items));
     bool ok = true, any_info = false;
     size_t parsed = 0;
     for (size_t i = 0; i < n && ok; i++) {

@@ -7,6 +7,7 @@
 
 #include "util/json_write.h"
 #include "util/strmap.h"
+#include "util/xalloc.h"
 
 typedef struct dir_member {
     uint32_t workers; /* workers with at least one connection of this user */
@@ -51,20 +52,12 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void *xcalloc(size_t n)
-{
-    void *p = calloc(1, n);
-    if (!p)
-        abort();
-    return p;
-}
-
 directory *directory_new(const hk_config *cfg)
 {
-    directory *d = xcalloc(sizeof(*d));
+    directory *d = xcalloc(1, sizeof(*d));
     pthread_mutex_init(&d->lock, NULL);
     d->num_apps = cfg->num_apps;
-    d->apps = xcalloc((cfg->num_apps ? cfg->num_apps : 1) * sizeof(*d->apps));
+    d->apps = xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof(*d->apps));
     for (size_t i = 0; i < d->num_apps; i++) {
         strmap_init(&d->apps[i].channels);
         strmap_init(&d->apps[i].users);
@@ -129,7 +122,7 @@ static dir_channel *channel_get(dir_app *app, const char *name, size_t len, chan
     dir_channel *ch = strmap_get(&app->channels, name, len);
     if (ch || !create)
         return ch;
-    ch = xcalloc(sizeof(*ch) + len + 1);
+    ch = xcalloc(1, sizeof(*ch) + len + 1);
     ch->kind = kind;
     ch->name_len = (uint32_t)len;
     memcpy(ch->name, name, len);
@@ -195,12 +188,10 @@ dir_subscribe_result directory_subscribe(directory *d, size_t app_idx, const cha
                 pthread_mutex_unlock(&d->lock);
                 return r;
             }
-            m = xcalloc(sizeof(*m) + member->user_id_len + 1);
+            m = xcalloc(1, sizeof(*m) + member->user_id_len + 1);
             m->id_len = (uint32_t)member->user_id_len;
             memcpy(m->id, member->user_id, member->user_id_len);
-            m->info = malloc(member->user_info_len + 1);
-            if (!m->info)
-                abort();
+            m->info = xmalloc(member->user_info_len + 1);
             memcpy(m->info, member->user_info, member->user_info_len);
             m->info[member->user_info_len] = '\0';
             m->info_len = member->user_info_len;
@@ -345,7 +336,7 @@ uint32_t directory_user_online(directory *d, size_t app_idx, const char *id, siz
     pthread_mutex_lock(&d->lock);
     dir_user *u = strmap_get(&app->users, id, len);
     if (!u && delta > 0) {
-        u = xcalloc(sizeof(*u) + len + 1);
+        u = xcalloc(1, sizeof(*u) + len + 1);
         u->id_len = (uint32_t)len;
         memcpy(u->id, id, len);
         strmap_put(&app->users, u->id, len, u);

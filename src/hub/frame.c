@@ -4,12 +4,11 @@
 #include <string.h>
 
 #include "net/ws_frame.h"
+#include "util/xalloc.h"
 
 static frame *frame_alloc(size_t len)
 {
-    frame *f = malloc(sizeof(*f) + len);
-    if (!f)
-        abort();
+    frame *f = xmalloc(sizeof(*f) + len);
     atomic_init(&f->refs, 1);
     f->len = (uint32_t)len;
     return f;

@@ -15,17 +15,13 @@
 
 hub *hub_new(const hk_config *cfg, uint32_t node_id, hub_webhook_fn webhook, void *webhook_ctx)
 {
-    hub *h = calloc(1, sizeof(*h));
-    if (!h)
-        abort();
+    hub *h = xcalloc(1, sizeof(*h));
     h->cfg = cfg;
     h->node_id = node_id;
     h->webhook = webhook;
     h->webhook_ctx = webhook_ctx;
     h->num_apps = cfg->num_apps;
-    h->apps = calloc(cfg->num_apps ? cfg->num_apps : 1, sizeof(*h->apps));
-    if (!h->apps)
-        abort();
+    h->apps = xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof(*h->apps));
     for (size_t i = 0; i < cfg->num_apps; i++) {
         h->apps[i].cfg = &cfg->apps[i];
         h->apps[i].hub = h;

@@ -103,10 +103,10 @@ typedef void (*hub_webhook_fn)(void *ctx, const hk_app *app, const webhook_event
 struct hub_app {
     const hk_app *cfg;
     hub *hub;
-    strmap channels;  /* name → hub_channel */
-    strmap users;     /* id → hub_user (signed in, or watched) */
-    strmap sockets;   /* socket id → subscriber */
-    size_t index;     /* in cfg->apps and the directory */
+    strmap channels; /* name → hub_channel */
+    strmap users;    /* id → hub_user (signed in, or watched) */
+    strmap sockets;  /* socket id → subscriber */
+    size_t index;    /* in cfg->apps and the directory */
 };
 
 /* A message from another worker's hub. */

@@ -31,9 +31,7 @@ static hub_channel *channel_get_or_create(hub_app *app, const char *name, size_t
     hub_channel *ch = strmap_get(&app->channels, name, len);
     if (ch)
         return ch;
-    ch = calloc(1, sizeof(*ch) + len + 1);
-    if (!ch)
-        abort();
+    ch = xcalloc(1, sizeof(*ch) + len + 1);
     ch->app = app;
     ch->kind = kind;
     ch->name_len = (uint32_t)len;
@@ -157,9 +155,7 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
         return HUB_MEMBER_LIMIT;
     }
     if (presence && !member) {
-        member = malloc(sizeof(*member) + join->user_id_len + 1);
-        if (!member)
-            abort();
+        member = xmalloc(sizeof(*member) + join->user_id_len + 1);
         member->conns = 0;
         member->id_len = (uint32_t)join->user_id_len;
         memcpy(member->id, join->user_id, join->user_id_len);
@@ -175,17 +171,17 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
     } else if (s->num_slots == s->slots_cap) {
         uint32_t cap = s->slots_cap * 2;
         if (s->slots == &s->first_slot) {
-            sub_slot *heap = hub_xrealloc(NULL, cap * sizeof(*heap));
+            sub_slot *heap = xrealloc(NULL, cap * sizeof(*heap));
             heap[0] = s->first_slot;
             s->slots = heap;
         } else {
-            s->slots = hub_xrealloc(s->slots, cap * sizeof(*s->slots));
+            s->slots = xrealloc(s->slots, cap * sizeof(*s->slots));
         }
         s->slots_cap = cap;
     }
     if (ch->num_subs == ch->subs_cap) {
         ch->subs_cap = ch->subs_cap ? ch->subs_cap * 2 : 1; /* many channels have one subscriber */
-        ch->subs = hub_xrealloc(ch->subs, ch->subs_cap * sizeof(*ch->subs));
+        ch->subs = xrealloc(ch->subs, ch->subs_cap * sizeof(*ch->subs));
     }
     s->slots[s->num_slots] = (sub_slot){.channel = ch, .pos = ch->num_subs, .member = member};
     ch->subs[ch->num_subs] = (channel_sub){.sub = s, .slot = s->num_slots};

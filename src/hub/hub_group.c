@@ -21,9 +21,7 @@ static void inbox_push(hub *to, uint8_t kind, size_t app, const char *name, size
                        const char *except)
 {
     hub_msg m = {.kind = kind, .app = (uint32_t)app, .f = f ? frame_ref(f) : NULL};
-    m.name = malloc(len + 1);
-    if (!m.name)
-        abort();
+    m.name = xmalloc(len + 1);
     memcpy(m.name, name, len);
     m.name[len] = '\0';
     m.name_len = len;
@@ -32,7 +30,7 @@ static void inbox_push(hub *to, uint8_t kind, size_t app, const char *name, size
     pthread_mutex_lock(&to->inbox.lock);
     if (to->inbox.count == to->inbox.cap) {
         to->inbox.cap = to->inbox.cap ? to->inbox.cap * 2 : 16;
-        to->inbox.items = hub_xrealloc(to->inbox.items, to->inbox.cap * sizeof(hub_msg));
+        to->inbox.items = xrealloc(to->inbox.items, to->inbox.cap * sizeof(hub_msg));
     }
     to->inbox.items[to->inbox.count++] = m;
     bool first = to->inbox.count == 1;

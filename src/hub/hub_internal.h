@@ -7,6 +7,7 @@
 
 #include "hub/hub.h"
 #include "util/buf.h"
+#include "util/xalloc.h"
 
 enum hub_msg_kind {
     MSG_PUBLISH,        /* fan f out on channel name */
@@ -15,14 +16,6 @@ enum hub_msg_kind {
     MSG_USER_ONLINE,    /* tell watchers of name */
     MSG_USER_OFFLINE,
 };
-
-static inline void *hub_xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p)
-        abort();
-    return p;
-}
 
 /* hub.c */
 void hub_emit(hub_app *app, const webhook_event *ev);

@@ -20,9 +20,7 @@ static hub_user *user_get_or_create(hub_app *app, const char *id, size_t len)
     hub_user *u = strmap_get(&app->users, id, len);
     if (u)
         return u;
-    u = calloc(1, sizeof(*u) + len + 1);
-    if (!u)
-        abort();
+    u = xcalloc(1, sizeof(*u) + len + 1);
     u->id_len = (uint32_t)len;
     memcpy(u->id, id, len);
     strmap_put(&app->users, u->id, len, u);
@@ -43,7 +41,7 @@ static void push_sub(subscriber ***arr, uint32_t *n, uint32_t *cap, subscriber *
 {
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 2;
-        *arr = hub_xrealloc(*arr, *cap * sizeof(**arr));
+        *arr = xrealloc(*arr, *cap * sizeof(**arr));
     }
     (*arr)[(*n)++] = s;
 }
@@ -117,7 +115,7 @@ bool hub_signin(subscriber *s, const char *user_id, size_t len, const char *cons
 
     if (num_watch == 0)
         return true;
-    s->watching = hub_xrealloc(NULL, num_watch * sizeof(*s->watching));
+    s->watching = xrealloc(NULL, num_watch * sizeof(*s->watching));
     buf online, offline;
     buf_init(&online);
     buf_init(&offline);

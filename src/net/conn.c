@@ -20,6 +20,7 @@
 #include "protocol/pusher_msg.h"
 #include "session/session.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 
 #define CLOSE_LINGER_MS 2000
 #define CONN_SNDBUF                                                                                \
@@ -36,9 +37,7 @@ static void outq_push(conn *c, frame *f)
         q->head = 0;
     } else if (q->count == q->cap) {
         uint32_t new_cap = q->cap * 2;
-        frame **items = malloc(new_cap * sizeof(*items));
-        if (!items)
-            abort();
+        frame **items = xmalloc(new_cap * sizeof(*items));
         for (uint32_t i = 0; i < q->count; i++)
             items[i] = q->items[(q->head + i) & (q->cap - 1)];
         if (q->items != q->inline_items)
@@ -306,9 +305,7 @@ static void feed_ws(conn *c, char *data, size_t len)
         ws_reader_feed(r, (uint8_t *)data, len, c->w->cfg->max_message_bytes, &ws_callbacks, c);
     bool holding = rc == 0 && (r->pending || r->message);
     if (r == &local && holding) {
-        c->reader = malloc(sizeof(*c->reader));
-        if (!c->reader)
-            abort();
+        c->reader = xmalloc(sizeof(*c->reader));
         *c->reader = local;
     } else if (!holding) {
         ws_reader_free(r);
@@ -421,9 +418,7 @@ static void feed_http(conn *c, char *data, size_t len)
         memmove(c->http_in->data, p, avail);
         c->http_in->len = avail;
     } else {
-        c->http_in = malloc(sizeof(*c->http_in));
-        if (!c->http_in)
-            abort();
+        c->http_in = xmalloc(sizeof(*c->http_in));
         buf_init(c->http_in);
         buf_append(c->http_in, p, avail);
     }
@@ -482,9 +477,7 @@ conn *conn_accept(worker *w, int fd)
      * decides when it is a slow consumer. */
     int sndbuf = CONN_SNDBUF;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    conn *c = calloc(1, sizeof(*c));
-    if (!c)
-        abort();
+    conn *c = xcalloc(1, sizeof(*c));
     c->w = w;
     c->fd = fd;
     c->state = CONN_HTTP;

@@ -15,6 +15,7 @@
 #include "net/conn.h"
 #include "session/session.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 
 #define SWEEP_INTERVAL_MS 250
 #define CHANNEL_SWEEP_EVERY 40 /* sweeps: expired cache channels every ~10 s */
@@ -287,9 +288,7 @@ static uint32_t worker_count(const hk_config *cfg)
 
 int server_run(const hk_config *cfg, webhooks *wh)
 {
-    server *srv = calloc(1, sizeof(*srv));
-    if (!srv)
-        abort();
+    server *srv = xcalloc(1, sizeof(*srv));
     srv->cfg = cfg;
     srv->webhooks = wh;
     srv->max_connections = raise_fd_limit(cfg);
@@ -315,9 +314,7 @@ int server_run(const hk_config *cfg, webhooks *wh)
         w->cfg = cfg;
         w->id = i + 1;
         w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        w->read_buf = malloc(WORKER_READ_BUF);
-        if (!w->read_buf)
-            abort();
+        w->read_buf = xmalloc(WORKER_READ_BUF);
         w->hub = hub_new(cfg, w->id, webhook_bridge, wh);
         hubs[i] = w->hub;
         uv_loop_init(&w->loop);

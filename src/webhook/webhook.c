@@ -24,30 +24,6 @@
 #include <string.h>
 #include <unistd.h>
 
-void *wh_xmalloc(size_t n)
-{
-    void *p = malloc(n);
-    if (!p)
-        abort();
-    return p;
-}
-
-void *wh_xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (!p)
-        abort();
-    return p;
-}
-
-char *wh_xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p)
-        abort();
-    return p;
-}
-
 wh_app_stats *wh_stats_of(webhooks *w, size_t app_idx)
 {
     return &w->stats[app_idx];
@@ -187,13 +163,13 @@ static void curl_init_once(void)
 
 webhooks *webhooks_start(const hk_config *cfg)
 {
-    webhooks *w = wh_xcalloc(1, sizeof *w);
+    webhooks *w = xcalloc(1, sizeof *w);
     w->cfg = cfg;
     w->jfd = w->lockfd = -1;
-    w->interest = wh_xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof *w->interest);
-    w->stats = wh_xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof *w->stats);
-    w->app_first = wh_xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof *w->app_first);
-    w->app_count = wh_xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof *w->app_count);
+    w->interest = xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof *w->interest);
+    w->stats = xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof *w->stats);
+    w->app_first = xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof *w->app_first);
+    w->app_count = xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof *w->app_count);
     for (size_t i = 0; i < cfg->num_apps; i++) {
         w->app_first[i] = w->ntargets;
         w->app_count[i] = cfg->apps[i].num_webhooks;
@@ -220,7 +196,7 @@ webhooks *webhooks_start(const hk_config *cfg)
     w->dir = wh_dir(cfg->data_dir);
     w->dead_dir = wh_dead_dir(cfg->data_dir);
     size_t n = strlen(w->dir) + 9;
-    w->jpath = wh_xmalloc(n);
+    w->jpath = xmalloc(n);
     snprintf(w->jpath, n, "%s/journal", w->dir);
 
     uv_loop_init(&w->loop);
@@ -232,7 +208,7 @@ webhooks *webhooks_start(const hk_config *cfg)
         timers[i]->data = w;
     }
     wh_grace_init(&w->grace);
-    w->targets = wh_xcalloc(w->ntargets, sizeof *w->targets);
+    w->targets = xcalloc(w->ntargets, sizeof *w->targets);
     for (size_t i = 0; i < cfg->num_apps; i++) {
         for (size_t k = 0; k < cfg->apps[i].num_webhooks; k++) {
             wh_target *t = &w->targets[w->app_first[i] + k];

@@ -89,7 +89,7 @@ int wh_on_curl_socket(CURL *easy, curl_socket_t fd, int action, void *userp, voi
         return 0;
     }
     if (!s) {
-        s = wh_xcalloc(1, sizeof *s);
+        s = xcalloc(1, sizeof *s);
         s->fd = fd;
         s->w = w;
         if (uv_poll_init_socket(&w->loop, &s->poll, fd) != 0) {

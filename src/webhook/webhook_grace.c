@@ -2,6 +2,7 @@
  * delay here; an occupied/added for the same key within it takes the hold
  * back out and neither event is sent (a page reload makes no noise). A
  * chained hash for lookup plus a list in deadline order for the timer. */
+#include "util/xalloc.h"
 #include "webhook/webhook_internal.h"
 
 #include <stdio.h>
@@ -14,14 +15,6 @@ static size_t hash(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (!p)
-        abort();
-    return p;
 }
 
 void wh_grace_init(wh_grace *g)

@@ -7,6 +7,7 @@
 #define HARK_WEBHOOK_WEBHOOK_INTERNAL_H
 
 #include "util/buf.h"
+#include "util/xalloc.h"
 #include "webhook/webhook.h"
 
 #include <curl/curl.h>
@@ -262,9 +263,6 @@ struct webhooks {
 };
 
 /* webhook.c */
-void *wh_xmalloc(size_t n);
-void *wh_xcalloc(size_t n, size_t size);
-char *wh_xstrdup(const char *s);
 wh_app_stats *wh_stats_of(webhooks *w, size_t app_idx);
 /* Ends the thread's work once a drain has nothing left in memory. */
 void wh_maybe_finish(webhooks *w);

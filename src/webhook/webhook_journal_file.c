@@ -76,7 +76,7 @@ void wh_jfile_add_item(webhooks *w, const wh_item *it)
 static int journal_rewrite(webhooks *w)
 {
     size_t n = strlen(w->jpath) + 5;
-    char *tmp = wh_xmalloc(n);
+    char *tmp = xmalloc(n);
     snprintf(tmp, n, "%s.tmp", w->jpath);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int rc = fd < 0 ? -errno : 0;
@@ -126,7 +126,7 @@ void wh_jfile_done(webhooks *w, wh_item **items, size_t n)
 {
     if (w->jfd < 0 || n == 0)
         return;
-    uint64_t *seqs = wh_xmalloc(n * sizeof *seqs);
+    uint64_t *seqs = xmalloc(n * sizeof *seqs);
     for (size_t i = 0; i < n; i++)
         seqs[i] = items[i]->seq;
     wh_journal_done(&w->jbuf, seqs, n);
@@ -195,8 +195,8 @@ static void on_recovered(const wh_jrec *r, void *ctx)
             abort();
         rc->orphans = p;
         o = &p[rc->norphans++];
-        o->app_id = wh_xstrdup(r->app_id);
-        o->url = wh_xstrdup(r->url);
+        o->app_id = xstrdup(r->app_id);
+        o->url = xstrdup(r->url);
         buf_init(&o->events);
         o->n = 0;
     }
@@ -219,7 +219,7 @@ void wh_jfile_open(webhooks *w)
         return;
     }
     size_t n = strlen(w->dir) + 8;
-    char *lockpath = wh_xmalloc(n);
+    char *lockpath = xmalloc(n);
     snprintf(lockpath, n, "%s/lock", w->dir);
     w->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (w->lockfd < 0 || flock(w->lockfd, LOCK_EX | LOCK_NB) != 0) {

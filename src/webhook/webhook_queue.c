@@ -16,7 +16,7 @@
 
 wh_item *wh_item_new(webhooks *w, wh_target *t, const char *json, size_t len, int64_t time_ms)
 {
-    wh_item *it = wh_xmalloc(sizeof *it + len + 1);
+    wh_item *it = xmalloc(sizeof *it + len + 1);
     it->t = t;
     it->seq = ++w->next_seq;
     it->time_ms = time_ms;
@@ -91,11 +91,11 @@ static void batch_form(wh_target *t)
     webhooks *w = t->w;
     size_t max = w->cfg->webhook_batch_max;
     size_t n = t->qlen < max ? t->qlen : max;
-    wh_batch *b = wh_xcalloc(1, sizeof *b);
+    wh_batch *b = xcalloc(1, sizeof *b);
     b->t = t;
-    b->items = wh_xmalloc(n * sizeof *b->items);
-    const char **texts = wh_xmalloc(n * sizeof *texts);
-    size_t *lens = wh_xmalloc(n * sizeof *lens);
+    b->items = xmalloc(n * sizeof *b->items);
+    const char **texts = xmalloc(n * sizeof *texts);
+    size_t *lens = xmalloc(n * sizeof *lens);
     for (size_t i = 0; i < n; i++) {
         wh_item *it = t->qhead;
         t->qhead = it->qnext;
@@ -227,7 +227,7 @@ static void process(webhooks *w, wh_in *in)
     wh_held *held = NULL;
     bool hold = vacate && grace && !w->draining;
     if (hold) {
-        held = wh_xmalloc(sizeof *held + count * sizeof(wh_item *));
+        held = xmalloc(sizeof *held + count * sizeof(wh_item *));
         held->n = 0;
     }
     for (size_t i = first; i < first + count; i++) {
@@ -303,13 +303,13 @@ void webhooks_emit(webhooks *w, const hk_app *app, const webhook_event *ev)
         buf_free(&json);
         return;
     }
-    wh_in *in = wh_xmalloc(sizeof *in + json.len + 1);
+    wh_in *in = xmalloc(sizeof *in + json.len + 1);
     in->next = NULL;
     in->app_idx = idx;
     in->kind = ev->kind;
     in->time_ms = wh_now_ms();
-    in->channel = wh_xstrdup(ev->channel);
-    in->user_id = ev->user_id ? wh_xstrdup(ev->user_id) : NULL;
+    in->channel = xstrdup(ev->channel);
+    in->user_id = ev->user_id ? xstrdup(ev->user_id) : NULL;
     in->len = json.len;
     memcpy(in->json, json.data, json.len);
     in->json[json.len] = '\0';
