@@ -53,8 +53,11 @@ typedef struct session_state {
 typedef struct conn {
     subscriber sub; /* the hub's view; attached once the app is known */
     worker *w;
-    struct conn *prev, *next; /* the worker's list, for the keep-alive sweep */
-    struct conn *next_dirty;  /* also links dead connections awaiting free */
+    /* The worker's live list (for the sweep); once dead, next links the
+     * graveyard instead. next_dirty links the flush list only: a connection
+     * can be on the flush list and dead at once, so the two never share. */
+    struct conn *prev, *next;
+    struct conn *next_dirty;
     int fd;
     uint8_t state;
     bool attached; /* sub is attached to a hub app */

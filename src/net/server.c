@@ -46,17 +46,25 @@ static void flush_dirty(worker *w)
 
 void worker_bury(worker *w, conn *c)
 {
-    c->next_dirty = w->graveyard; /* dead: off the dirty list's use */
+    /* c is off the live list, so its `next` is free to chain the dead; its
+     * flush-list link is left alone (it may still be on that list). */
+    c->next = w->graveyard;
     w->graveyard = c;
 }
 
-/* Runs after the flush pass: nothing on the dirty list or in an epoll batch
- * can point at these any more. */
+/* Runs after the flush pass. A dead connection still on the flush list
+ * (made dirty after the pass, e.g. by a detach during shutdown) waits for
+ * the next pass: the list would otherwise point into freed memory. */
 static void free_graveyard(worker *w)
 {
+    conn **link = &w->graveyard;
     conn *c;
-    while ((c = w->graveyard) != NULL) {
-        w->graveyard = c->next_dirty;
+    while ((c = *link) != NULL) {
+        if (c->dirty) {
+            link = &c->next;
+            continue;
+        }
+        *link = c->next;
         free(c);
     }
 }
@@ -181,6 +189,7 @@ static void on_sweep(uv_timer_t *t)
     if (w->draining && (w->num_conns == 0 || now >= w->drain_deadline_ms)) {
         while (w->conns)
             conn_destroy(w->conns);
+        flush_dirty(w);
         uv_stop(&w->loop);
     }
     free_graveyard(w);
@@ -362,7 +371,7 @@ int server_run(const hk_config *cfg, webhooks *wh)
         worker *w = &srv->workers[i];
         while (w->conns)
             conn_destroy(w->conns);
-        w->dirty = NULL;
+        flush_dirty(w); /* only dead connections are left on it: clears their flags */
         free_graveyard(w);
         uv_walk(&w->loop, close_walk, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);

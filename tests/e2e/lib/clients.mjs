@@ -4,7 +4,7 @@
 // user signatures computed the way an app's auth endpoint computes them, a
 // per-test scope that disconnects everything it created, and small recorders
 // for pusher-js events. Nothing here imitates the server.
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import PusherServer from 'pusher';
 import Echo from 'laravel-echo';
 import { APPS, raw, client, until, sleep, withTimeout } from './harness.mjs';
@@ -231,3 +231,25 @@ export function encryptedClient(s, server, masterKeyBase64, opts = {}) {
 export const QUIET_MS = 300;
 
 export { withTimeout, sleep, until };
+
+// The path and query of a signed REST request (`/apps/<id>/events?auth_...`),
+// for tests that write the HTTP request bytes themselves.
+export function signedTarget(app, method, path, body = '') {
+    const params = {
+        auth_key: app.key,
+        auth_timestamp: String(Math.floor(Date.now() / 1000)),
+        auth_version: '1.0',
+        ...(body.length ? { body_md5: createHash('md5').update(body).digest('hex') } : {}),
+    };
+    const sorted = Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join('&');
+    const sig = hmac(app.secret, `${method}\n${path}\n${sorted}`);
+    return `${path}?${sorted}&auth_signature=${sig}`;
+}
+
+// A complete HTTP/1.1 request carrying a signed POST /apps/<id>/events.
+export function signedTriggerRequest(server, app, channel, event, data) {
+    const body = JSON.stringify({ name: event, channels: [channel], data: JSON.stringify(data) });
+    const target = signedTarget(app, 'POST', `/apps/${app.id}/events`, body);
+    return `POST ${target} HTTP/1.1\r\nHost: ${server.host}:${server.port}\r\n`
+        + `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
