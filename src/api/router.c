@@ -112,6 +112,44 @@ static bool method_is(const http_request *req, const char *m)
     return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
 }
 
+int api_precheck(const hk_config *cfg, const http_request *req, char *message, size_t cap)
+{
+    size_t plen = strlen(cfg->path_prefix);
+    const char *path = req->path;
+    size_t path_len = req->path_len;
+    if (plen > 0 && path_len >= plen && memcmp(path, cfg->path_prefix, plen) == 0) {
+        path += plen;
+        path_len -= plen;
+    }
+    const char *p = path, *end = path + path_len, *seg;
+    size_t seg_len;
+    if (!next_segment(&p, end, &seg, &seg_len) || !seg_is(seg, seg_len, "apps") ||
+        !next_segment(&p, end, &seg, &seg_len)) {
+        snprintf(message, cap, "Not found: the HTTP API lives under /apps/{app_id}/");
+        return 404;
+    }
+    const hk_app *app = config_find_app_by_id(cfg, seg, seg_len);
+    if (!app) {
+        snprintf(message, cap, "Unknown app id %.*s", (int)(seg_len > 64 ? 64 : seg_len), seg);
+        return 404;
+    }
+    rest_auth_request ar = {.method = req->method,
+                            .method_len = req->method_len,
+                            .path = path,
+                            .path_len = path_len,
+                            .query = req->query,
+                            .query_len = req->query_len,
+                            .body_len = (size_t)req->content_length,
+                            .body_pending = true};
+    if (rest_auth_verify(&ar, app->key, app->secret, time(NULL), message, cap) != 0)
+        return 401;
+    if (!app->enabled) {
+        snprintf(message, cap, "The app is disabled");
+        return 403;
+    }
+    return 0;
+}
+
 void api_handle(conn *c, const http_request *req, const char *body, size_t body_len)
 {
     const hk_config *cfg = c->w->cfg;

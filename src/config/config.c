@@ -4,6 +4,7 @@
  * here so a key is checked the same way wherever it comes from. */
 #include "config/config_internal.h"
 
+#include "util/cidr.h"
 #include "util/log.h"
 
 #include <stdarg.h>
@@ -46,6 +47,19 @@ const cfg_opt config_server_opts[] = {
         DAY_MS),
     SRV("pong_timeout_ms", "HARK_PONG_TIMEOUT_MS", NULL, OPT_INT, ST_U32, pong_timeout_ms, 1,
         DAY_MS),
+    SRV("http_header_timeout_ms", "HARK_HTTP_HEADER_TIMEOUT_MS", NULL, OPT_INT, ST_U32,
+        http_header_timeout_ms, 1, DAY_MS),
+    SRV("http_body_timeout_ms", "HARK_HTTP_BODY_TIMEOUT_MS", NULL, OPT_INT, ST_U32,
+        http_body_timeout_ms, 1, DAY_MS),
+    SRV("http_idle_timeout_ms", "HARK_HTTP_IDLE_TIMEOUT_MS", NULL, OPT_INT, ST_U32,
+        http_idle_timeout_ms, 1, DAY_MS),
+    SRV("write_timeout_ms", "HARK_WRITE_TIMEOUT_MS", NULL, OPT_INT, ST_U32, write_timeout_ms, 1,
+        DAY_MS),
+    SRV("max_pending_input_bytes", "HARK_MAX_PENDING_INPUT_BYTES", NULL, OPT_INT, ST_SIZE,
+        max_pending_input_bytes, 1, I32MAX),
+    SRV("max_connections_per_ip", "HARK_MAX_CONNECTIONS_PER_IP", NULL, OPT_INT, ST_U32,
+        max_connections_per_ip, 0, I32MAX),
+    SRV("trusted_proxies", "HARK_TRUSTED_PROXIES", NULL, OPT_NETS, ST_INT, trusted_proxies, 0, 0),
     SRV("shutdown_grace_ms", "HARK_SHUTDOWN_GRACE_MS", NULL, OPT_INT, ST_U32, shutdown_grace_ms, 0,
         DAY_MS),
     SRV("webhook_grace_ms", "HARK_WEBHOOK_GRACE_MS", NULL, OPT_INT, ST_U32, webhook_grace_ms, 0,
@@ -82,6 +96,7 @@ const cfg_opt config_app_opts[] = {
     APP("max_channel_name_length", OPT_INT, ST_SIZE, max_channel_name_length, 1, 65535),
     APP("max_event_name_length", OPT_INT, ST_SIZE, max_event_name_length, 1, 65535),
     APP("max_channels_per_event", OPT_INT, ST_U32, max_channels_per_event, 1, I32MAX),
+    APP("max_channels_per_connection", OPT_INT, ST_U32, max_channels_per_connection, 1, I32MAX),
     APP("max_batch_events", OPT_INT, ST_U32, max_batch_events, 1, I32MAX),
     APP("cache_ttl", OPT_INT, ST_U32, cache_ttl, 1, I32MAX),
     APP("user_authentication_required", OPT_BOOL, ST_INT, user_authentication_required, 0, 0),
@@ -112,6 +127,10 @@ void config_opt_expect(const cfg_opt *o, char *out, size_t cap)
         break;
     case OPT_LEVEL:
         snprintf(out, cap, "must be one of debug, info, warn, error, off");
+        break;
+    case OPT_NETS:
+        snprintf(out, cap,
+                 "must be a list of IP addresses or networks, e.g. [\"10.0.0.0/8\", \"::1\"]");
         break;
     case OPT_BOOL:
         snprintf(out, cap, "must be true or false");
@@ -149,6 +168,8 @@ static bool string_ok(const cfg_opt *o, const char *s)
         return n == 0 || (s[0] == '/' && s[n - 1] != '/');
     case OPT_LEVEL:
         return log_level_parse(s) >= 0;
+    case OPT_NETS:
+        return cidr_list_parse(s, NULL);
     default:
         return false;
     }
@@ -193,6 +214,34 @@ static bool store_int(void *base, const cfg_opt *o, long long v)
     return true;
 }
 
+/* A JSON array of network strings, kept as one comma-separated string. */
+static bool store_net_array(void *base, const cfg_opt *o, const json_t *v)
+{
+    size_t len = 1, i;
+    const json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        if (!json_is_string(item) || strchr(json_string_value(item), ','))
+            return false;
+        len += strlen(json_string_value(item)) + 1;
+    }
+    char *joined = malloc(len);
+    if (!joined)
+        abort();
+    joined[0] = '\0';
+    json_array_foreach(v, i, item)
+    {
+        if (i > 0)
+            strcat(joined, ",");
+        strcat(joined, json_string_value(item));
+    }
+    bool ok = cidr_list_parse(joined, NULL);
+    if (ok)
+        store_string(base, o, joined);
+    free(joined);
+    return ok;
+}
+
 bool config_opt_set_json(void *base, const cfg_opt *o, const json_t *v)
 {
     switch (o->kind) {
@@ -204,6 +253,13 @@ bool config_opt_set_json(void *base, const cfg_opt *o, const json_t *v)
     case OPT_INT:
         /* 6001.0 is a JSON real, not an integer: refused like any other type. */
         return json_is_integer(v) && store_int(base, o, (long long)json_integer_value(v));
+    case OPT_NETS:
+        if (json_is_array(v))
+            return store_net_array(base, o, v);
+        if (!json_is_string(v) || !string_ok(o, json_string_value(v)))
+            return false;
+        store_string(base, o, json_string_value(v));
+        return true;
     default:
         if (!json_is_string(v) || !string_ok(o, json_string_value(v)))
             return false;
@@ -286,6 +342,7 @@ void config_app_defaults(hk_app *app)
         .max_channel_name_length = 200,
         .max_event_name_length = 200,
         .max_channels_per_event = 100,
+        .max_channels_per_connection = 100,
         .max_batch_events = 10,
         .cache_ttl = 1800,
         .user_authentication_required = false,
@@ -346,6 +403,13 @@ static void server_defaults(hk_config *cfg)
         .ping_interval_ms = 45000,
         .pong_timeout_ms = 30000,
         .shutdown_grace_ms = 3000,
+        .http_header_timeout_ms = 10000,
+        .http_body_timeout_ms = 30000,
+        .http_idle_timeout_ms = 60000,
+        .write_timeout_ms = 30000,
+        .max_pending_input_bytes = 67108864,
+        .max_connections_per_ip = 0,
+        .trusted_proxies = config_strdup(""),
         .webhook_grace_ms = 3000,
         .webhook_batch_ms = 50,
         .webhook_batch_max = 100,
@@ -408,6 +472,7 @@ void config_free(hk_config *cfg)
     free(cfg->host);
     free(cfg->data_dir);
     free(cfg->path_prefix);
+    free(cfg->trusted_proxies);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -471,6 +536,13 @@ void config_print_help(const char *argv0)
            "  HARK_PING_INTERVAL_MS    ping a connection silent this long (default 45000)\n"
            "  HARK_PONG_TIMEOUT_MS     close it if nothing arrives within (default 30000)\n"
            "  HARK_SHUTDOWN_GRACE_MS   drain time on SIGTERM (default 3000)\n"
+           "  HARK_HTTP_HEADER_TIMEOUT_MS  a request head must arrive within (default 10000)\n"
+           "  HARK_HTTP_BODY_TIMEOUT_MS    and its body within, after the head (default 30000)\n"
+           "  HARK_HTTP_IDLE_TIMEOUT_MS    idle keep-alive connections close (default 60000)\n"
+           "  HARK_WRITE_TIMEOUT_MS    close when unsent output makes no progress (30000)\n"
+           "  HARK_MAX_PENDING_INPUT_BYTES  incomplete requests held, whole server (67108864)\n"
+           "  HARK_MAX_CONNECTIONS_PER_IP   connections per client address, 0 = no limit\n"
+           "  HARK_TRUSTED_PROXIES     proxies whose X-Forwarded-For is used, e.g. 10.0.0.0/8\n"
            "  HARK_WEBHOOK_GRACE_MS    hold channel_vacated/member_removed (default 3000)\n"
            "  HARK_WEBHOOK_BATCH_MS    collect webhook events this long (default 50)\n"
            "  HARK_WEBHOOK_BATCH_MAX   events per webhook request (default 100)\n"

@@ -53,6 +53,7 @@ typedef struct hk_app {
     size_t max_event_name_length;         /* 200 */
     uint32_t max_channels_per_event;      /* 100 */
     uint32_t max_batch_events;            /* 10 */
+    uint32_t max_channels_per_connection; /* 100: more subscriptions are refused */
     uint32_t cache_ttl;                   /* seconds a cache channel keeps its last event */
     bool user_authentication_required;    /* close with 4009 if not signed in within the timeout */
     uint32_t user_authentication_timeout; /* seconds */
@@ -75,6 +76,14 @@ typedef struct hk_config {
     uint32_t ping_interval_ms;  /* probe a connection silent for this long (45000) */
     uint32_t pong_timeout_ms;   /* then close with 4201 after this long (30000) */
     uint32_t shutdown_grace_ms; /* drain time on SIGTERM (3000) */
+    /* Slow or hostile clients. */
+    uint32_t http_header_timeout_ms; /* a request head must arrive within this (10000) */
+    uint32_t http_body_timeout_ms;   /* and its body within this after the head (30000) */
+    uint32_t http_idle_timeout_ms;   /* an idle keep-alive connection is closed (60000) */
+    uint32_t write_timeout_ms;       /* output that makes no progress this long: close (30000) */
+    size_t max_pending_input_bytes;  /* incomplete requests/messages, whole server (64 MiB) */
+    uint32_t max_connections_per_ip; /* 0 = no limit */
+    char *trusted_proxies;           /* "10.0.0.0/8,::1": X-Forwarded-For is read from these */
     /* Webhook delivery, shared by every app's webhooks. */
     uint32_t webhook_grace_ms;       /* hold channel_vacated/member_removed (3000) */
     uint32_t webhook_batch_ms;       /* collect events this long per request (50) */

@@ -24,6 +24,7 @@ enum opt_kind {
     OPT_LEVEL,  /* log level name, stored as int */
     OPT_BOOL,   /* JSON true/false */
     OPT_INT,    /* integer in [min, max] */
+    OPT_NETS,   /* IP networks: a JSON array of strings, or one comma-separated string */
 };
 
 /* Where an OPT_INT lands in the struct. */

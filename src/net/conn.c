@@ -1,6 +1,7 @@
 #include "net/conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 #include <unistd.h>
 
 #include "api/router.h"
+#include "net/ip_limit.h"
+#include "net/utf8.h"
 #include "net/http_parser.h"
 #include "net/http_response.h"
 #include "net/server.h"
@@ -19,18 +22,26 @@
 #include "net/ws_handshake.h"
 #include "protocol/pusher_msg.h"
 #include "session/session.h"
+#include "util/cidr.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define CLOSE_LINGER_MS 2000
-#define CONN_SNDBUF                                                                                \
-    (128 * 1024) /* the kernel doubles it */ /* how long a closing connection may take to drain */
+#define CLOSE_LINGER_MS 2000     /* how long a closing connection may take to drain */
+#define CONN_SNDBUF (128 * 1024) /* the kernel doubles it */
+#define RESERVE_HEAD_MS 1000     /* the reserve descriptor is not held longer for a head */
+
+static uint64_t now_ms(const conn *c)
+{
+    return uv_now(&c->w->loop);
+}
 
 /* ---- output queue ------------------------------------------------------------ */
 
 static void outq_push(conn *c, frame *f)
 {
     outq *q = &c->out;
+    if (q->count == 0)
+        c->out_progress_ms = now_ms(c); /* the write timeout counts from here */
     if (q->cap == 0) {
         q->items = q->inline_items;
         q->cap = OUTQ_INLINE;
@@ -110,10 +121,61 @@ void conn_send_raw(conn *c, const void *bytes, size_t len)
     frame_unref(f);
 }
 
+/* ---- incomplete input ---------------------------------------------------------- */
+
+/* Brings the worker's total of incomplete input up to date with what c holds. */
+static void account_input(conn *c)
+{
+    size_t held = 0;
+    if (c->http_in)
+        held += c->http_in->cap;
+    if (c->reader)
+        held += (size_t)c->reader->pending_cap + c->reader->message_cap;
+    worker *w = c->w;
+    w->pending_input = w->pending_input - c->held_input + held;
+    if (held && !c->held_input)
+        c->input_since_ms = now_ms(c);
+    else if (!held)
+        c->input_since_ms = 0;
+    c->held_input = (uint32_t)held;
+}
+
+/* Frees incomplete input (never while a feed is using it). */
+static void drop_input(conn *c)
+{
+    if (c->reader) {
+        ws_reader_free(c->reader);
+        free(c->reader);
+        c->reader = NULL;
+    }
+    if (c->http_in) {
+        buf_free(c->http_in);
+        free(c->http_in);
+        c->http_in = NULL;
+    }
+    account_input(c);
+}
+
+/* ---- polling ------------------------------------------------------------------ */
+
+static void update_poll(conn *c, bool want_out)
+{
+    uint8_t want = (uint8_t)((c->input_paused ? 0 : EPOLLIN) | (want_out ? EPOLLOUT : 0));
+    if (c->poll_events == want)
+        return;
+    c->poll_events = want;
+    struct epoll_event ev = {.events = want, .data.ptr = c};
+    epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
 static void enter_closing(conn *c)
 {
     c->state = CONN_CLOSING;
-    c->close_deadline_ms = uv_now(&c->w->loop) + CLOSE_LINGER_MS;
+    c->deadline_ms = now_ms(c) + CLOSE_LINGER_MS;
+    if (c->input_paused) { /* read again, to see the peer's EOF */
+        c->input_paused = false;
+        update_poll(c, c->out.count > 0);
+    }
     worker_mark_dirty(c->w, c); /* the flush half-closes once the queue is empty */
 }
 
@@ -121,7 +183,10 @@ void conn_close_ws(conn *c, int code, const char *message)
 {
     if (c->state != CONN_WS)
         return;
+    char clean[512]; /* messages may quote client bytes: both copies must be UTF-8 */
     if (message) {
+        utf8_sanitize(clean, sizeof(clean), message, strlen(message));
+        message = clean;
         buf b;
         buf_init(&b);
         pusher_encode_error(&b, code, message);
@@ -156,19 +221,14 @@ void conn_destroy(conn *c)
         hub_detach(&c->sub);
         c->attached = false;
     }
-    if (c->reader) {
-        ws_reader_free(c->reader);
-        free(c->reader);
-        c->reader = NULL;
-    }
+    drop_input(c);
     free(c->session.user_info);
     c->session.user_info = NULL;
-    if (c->http_in) {
-        buf_free(c->http_in);
-        free(c->http_in);
-        c->http_in = NULL;
-    }
     outq_free(&c->out);
+    if (c->ip) {
+        ip_limit_release(w->srv->per_ip, c->ip);
+        c->ip = NULL;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -177,9 +237,13 @@ void conn_destroy(conn *c)
         c->next->prev = c->prev;
     w->num_conns--;
     atomic_fetch_sub(&w->srv->connections, 1);
+    if (c->counted_session)
+        atomic_fetch_sub(&w->srv->sessions, 1);
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
+    if (w->reserve_conn == c)
+        worker_reserve_returned(w);
     /* Freed after this iteration's flush pass: the dirty list or the epoll
      * batch being dispatched may still point at it. */
     worker_bury(w, c);
@@ -187,13 +251,16 @@ void conn_destroy(conn *c)
 
 /* ---- writing ---------------------------------------------------------------- */
 
-static void set_poll_events(conn *c, bool want_out)
+static void feed_http(conn *c, char *data, size_t len);
+
+/* Output drained below half its bound: read (and answer) requests again. */
+static void resume_input(conn *c)
 {
-    if (c->polling_out == want_out)
-        return;
-    c->polling_out = want_out;
-    struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.ptr = c};
-    epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->input_paused = false;
+    update_poll(c, c->out.count > 0);
+    if (c->http_in)
+        feed_http(c, NULL, 0); /* requests already read and held */
+    account_input(c);
 }
 
 void conn_flush(conn *c)
@@ -223,13 +290,15 @@ void conn_flush(conn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                set_poll_events(c, true);
+                update_poll(c, true);
                 return;
             }
             conn_destroy(c); /* reset by peer, broken pipe */
             return;
         }
         c->w->stats.frames_out += (uint64_t)n;
+        if (wr > 0)
+            c->out_progress_ms = now_ms(c);
         q->bytes -= (size_t)wr;
         size_t left = (size_t)wr;
         while (left > 0) {
@@ -244,11 +313,13 @@ void conn_flush(conn *c)
             }
         }
         if ((size_t)wr < total) {
-            set_poll_events(c, true);
+            update_poll(c, true);
+            if (c->input_paused && q->bytes < c->w->cfg->max_output_bytes / 2)
+                resume_input(c);
             return;
         }
     }
-    set_poll_events(c, false);
+    update_poll(c, false);
     if (q->items != q->inline_items && q->items) { /* a burst grew the ring: give it back */
         free(q->items);
         q->items = q->inline_items;
@@ -259,6 +330,8 @@ void conn_flush(conn *c)
         shutdown(c->fd, SHUT_WR);
         c->shut_wr = true;
     }
+    if (c->input_paused)
+        resume_input(c);
 }
 
 /* ---- WebSocket input ---------------------------------------------------------- */
@@ -334,27 +407,100 @@ static void http_fail(conn *c, int status, const char *message)
     conn_close_after_flush(c);
 }
 
+/* The client address behind a trusted proxy: the right-most address of
+ * X-Forwarded-For that is not itself a trusted proxy. */
+static bool forwarded_client(const conn *c, const http_request *req, struct sockaddr_storage *out)
+{
+    const http_header *h = http_request_header(req, "x-forwarded-for");
+    if (!h)
+        return false;
+    const char *v = h->value;
+    size_t end = h->value_len;
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && v[start - 1] != ',')
+            start--;
+        size_t a = start, b = end;
+        while (a < b && (v[a] == ' ' || v[a] == '\t'))
+            a++;
+        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+            b--;
+        if (!cidr_parse_addr(v + a, b - a, out))
+            return false; /* not an address: trust nothing further left */
+        if (!cidr_list_contains(&c->w->srv->trusted, (struct sockaddr *)out))
+            return true;
+        end = start > 0 ? start - 1 : 0;
+    }
+    return false;
+}
+
+/* max_connections_per_ip for a WebSocket behind a trusted proxy, counted
+ * by the forwarded address. Returns false when it refused the request. */
+static bool count_forwarded(conn *c, const http_request *req)
+{
+    server *srv = c->w->srv;
+    struct sockaddr_storage client;
+    if (!srv->per_ip || !c->peer_trusted || c->ip || !forwarded_client(c, req, &client))
+        return true;
+    c->ip = ip_limit_acquire(srv->per_ip, (struct sockaddr *)&client);
+    if (c->ip)
+        return true;
+    c->w->stats.ip_refused++;
+    http_fail(c, 429, "Too many connections from your address");
+    return false;
+}
+
+static bool is_upgrade(const http_request *req)
+{
+    return req->upgrade_websocket || http_request_header(req, "sec-websocket-key");
+}
+
+/* Completes a WebSocket handshake; false when it was refused. */
+static bool upgrade(conn *c, const http_request *req)
+{
+    char accept[WS_ACCEPT_LEN + 1];
+    int status = ws_handshake_check(req, accept);
+    if (status != 0) {
+        c->http_close = true;
+        http_respond(c, status, "text/plain", "Invalid WebSocket handshake\n", 28,
+                     status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+        conn_close_after_flush(c);
+        return false;
+    }
+    if (!count_forwarded(c, req))
+        return false;
+    char head[160];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+                     accept);
+    conn_send_raw(c, head, (size_t)n);
+    c->state = CONN_WS;
+    c->counted_session = true;
+    atomic_fetch_add(&c->w->srv->sessions, 1);
+    return true;
+}
+
+/* A client let in on the reserve descriptor: answered as soon as its head
+ * is read (no body is waited for), then closed. */
+static void refuse_over_capacity(conn *c, const http_request *req)
+{
+    static const char why[] = "Over capacity: the server is out of connections";
+    c->w->stats.full_refused++;
+    if (is_upgrade(req)) {
+        if (upgrade(c, req)) /* a Pusher answer instead of a reset */
+            conn_close_ws(c, 4100, why);
+    } else {
+        http_fail(c, 503, why);
+    }
+}
+
 static void handle_request(conn *c, const http_request *req, const char *body, size_t body_len)
 {
     c->w->stats.http_requests++;
-    if (req->upgrade_websocket || http_request_header(req, "sec-websocket-key")) {
-        char accept[WS_ACCEPT_LEN + 1];
-        int status = ws_handshake_check(req, accept);
-        if (status != 0) {
-            c->http_close = true;
-            http_respond(c, status, "text/plain", "Invalid WebSocket handshake\n", 28,
-                         status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
-            conn_close_after_flush(c);
-            return;
-        }
-        char head[160];
-        int n = snprintf(head, sizeof(head),
-                         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                         accept);
-        conn_send_raw(c, head, (size_t)n);
-        c->state = CONN_WS;
-        session_open(c, req);
+    if (is_upgrade(req)) {
+        if (upgrade(c, req))
+            session_open(c, req);
         return;
     }
     c->http_close = !req->keep_alive || c->w->draining;
@@ -363,20 +509,51 @@ static void handle_request(conn *c, const http_request *req, const char *body, s
         conn_close_after_flush(c);
 }
 
+/* A request whose body is still on its way: refuse it now if it can never
+ * be accepted (unknown app, bad signature, stale timestamp), rather than
+ * hold up to max_request_bytes for it. */
+static bool body_worth_waiting_for(conn *c, const http_request *req)
+{
+    if (c->body_checked)
+        return true;
+    c->body_checked = true;
+    char message[512];
+    int status = api_precheck(c->w->cfg, req, message, sizeof(message));
+    if (status == 0)
+        return true;
+    c->w->stats.early_rejected++;
+    http_fail(c, status, message);
+    return false;
+}
+
 static void feed_http(conn *c, char *data, size_t len)
 {
+    const hk_config *cfg = c->w->cfg;
     char *p = data;
     size_t avail = len;
     if (c->http_in) {
-        buf_append(c->http_in, data, len);
+        if (len)
+            buf_append(c->http_in, data, len);
         p = c->http_in->data;
         avail = c->http_in->len;
     }
     while (avail > 0 && c->state == CONN_HTTP) {
+        if (c->out.bytes >= cfg->max_output_bytes) {
+            /* Answers are not being read: stop reading requests (the kernel
+             * holds the rest) until the output drains. */
+            c->input_paused = true;
+            update_poll(c, true);
+            break;
+        }
         http_request req;
         int r = http_request_parse(p, avail, &req);
-        if (r == HTTP_PARSE_INCOMPLETE)
+        if (r == HTTP_PARSE_INCOMPLETE) {
+            if (c->http_phase != HTTP_HEAD) {
+                c->http_phase = HTTP_HEAD;
+                c->deadline_ms = now_ms(c) + cfg->http_header_timeout_ms;
+            }
             break;
+        }
         if (r < 0) {
             if (r == HTTP_PARSE_TOO_LARGE)
                 http_fail(c, 431, "Request header fields too large");
@@ -386,20 +563,33 @@ static void feed_http(conn *c, char *data, size_t len)
                 http_fail(c, 400, "Malformed HTTP request");
             break;
         }
+        if (c->refuse_full) {
+            refuse_over_capacity(c, &req);
+            break;
+        }
         if (req.chunked) {
             http_fail(c, 411, "Chunked request bodies are not supported; send Content-Length");
             break;
         }
-        if (req.content_length > c->w->cfg->max_request_bytes) {
+        if (req.content_length > cfg->max_request_bytes) {
             http_fail(c, 413, "Request body too large");
             break;
         }
         size_t total = (size_t)r + (size_t)req.content_length;
-        if (avail < total)
+        if (avail < total) {
+            if (c->http_phase != HTTP_BODY) {
+                c->http_phase = HTTP_BODY;
+                c->deadline_ms = now_ms(c) + cfg->http_body_timeout_ms;
+            }
+            body_worth_waiting_for(c, &req);
             break;
+        }
+        c->body_checked = false;
         handle_request(c, &req, p + r, (size_t)req.content_length);
         p += total;
         avail -= total;
+        c->http_phase = HTTP_IDLE;
+        c->deadline_ms = now_ms(c) + cfg->http_idle_timeout_ms;
         if (c->state == CONN_WS) {
             if (avail > 0) /* the client sent frames right behind its handshake */
                 feed_ws(c, p, avail);
@@ -429,17 +619,22 @@ static void feed_http(conn *c, char *data, size_t len)
 static void on_readable(conn *c)
 {
     worker *w = c->w;
-    for (int round = 0; round < 4; round++) {
+    for (int round = 0; round < 4 && !c->input_paused; round++) {
         ssize_t n = recv(c->fd, w->read_buf, WORKER_READ_BUF, 0);
         if (n > 0) {
-            c->last_recv_ms = uv_now(&w->loop);
+            c->last_recv_ms = now_ms(c);
             c->ping_sent_ms = 0;
             if (c->state == CONN_HTTP)
                 feed_http(c, (char *)w->read_buf, (size_t)n);
             else if (c->state == CONN_WS)
                 feed_ws(c, (char *)w->read_buf, (size_t)n);
             /* CONN_CLOSING: discard until the peer's EOF */
-            if (c->state == CONN_DEAD || (size_t)n < WORKER_READ_BUF)
+            if (c->state == CONN_DEAD)
+                return;
+            account_input(c);
+            if (w->pending_input > w->pending_budget)
+                conn_shed_input(w);
+            if ((size_t)n < WORKER_READ_BUF || c->state == CONN_DEAD)
                 return;
             continue;
         }
@@ -464,11 +659,67 @@ void conn_on_events(conn *c, uint32_t events)
         if (c->state == CONN_DEAD)
             return;
     }
+    if (c->input_paused && (events & (EPOLLHUP | EPOLLERR))) {
+        conn_destroy(c); /* gone, and nothing it sent is being read */
+        return;
+    }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
         on_readable(c);
 }
 
-conn *conn_accept(worker *w, int fd)
+/* ---- deadlines and bounds ------------------------------------------------------------ */
+
+void conn_check_deadlines(conn *c, uint64_t now)
+{
+    const hk_config *cfg = c->w->cfg;
+    if (c->state == CONN_CLOSING) {
+        if (now >= c->deadline_ms)
+            conn_destroy(c);
+        return;
+    }
+    if (c->out.count > 0 && now - c->out_progress_ms >= cfg->write_timeout_ms) {
+        c->w->stats.write_timeouts++;
+        log_debug("closing %s: output stalled for %u ms", c->sub.socket_id, cfg->write_timeout_ms);
+        conn_destroy(c); /* the peer reads nothing: a close frame would not get through */
+        return;
+    }
+    if (c->state != CONN_HTTP || c->input_paused || c->out.count > 0 || now < c->deadline_ms)
+        return;
+    if (c->http_phase == HTTP_IDLE) {
+        conn_destroy(c);
+        return;
+    }
+    c->w->stats.requests_timed_out++;
+    drop_input(c);
+    http_fail(c, 408,
+              c->http_phase == HTTP_HEAD
+                  ? "Request timeout: the request head did not arrive in time"
+                  : "Request timeout: the request body did not arrive in time");
+}
+
+void conn_shed_input(worker *w)
+{
+    size_t target = w->pending_budget / 4 * 3;
+    while (w->pending_input > target) {
+        conn *victim = NULL;
+        for (conn *c = w->conns; c; c = c->next)
+            if (c->held_input && (c->state == CONN_HTTP || c->state == CONN_WS) &&
+                (!victim || c->input_since_ms < victim->input_since_ms))
+                victim = c;
+        if (!victim)
+            return;
+        w->stats.input_shed++;
+        log_debug("shedding %u bytes of incomplete input (%zu held in all)", victim->held_input,
+                  w->pending_input);
+        drop_input(victim);
+        if (victim->state == CONN_HTTP)
+            http_fail(victim, 503, "Server busy: too many incomplete requests, retry later");
+        else
+            conn_close_ws(victim, 4100, "Over capacity: incomplete message dropped");
+    }
+}
+
+conn *conn_accept(worker *w, int fd, const struct sockaddr *sa, bool refuse_full)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -481,7 +732,14 @@ conn *conn_accept(worker *w, int fd)
     c->w = w;
     c->fd = fd;
     c->state = CONN_HTTP;
+    c->http_phase = HTTP_HEAD;
+    c->refuse_full = refuse_full;
     c->last_recv_ms = uv_now(&w->loop);
+    uint32_t head_ms = w->cfg->http_header_timeout_ms;
+    if (refuse_full && head_ms > RESERVE_HEAD_MS)
+        head_ms = RESERVE_HEAD_MS;
+    c->deadline_ms = c->last_recv_ms + head_ms;
+    c->poll_events = EPOLLIN;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         close(fd);
@@ -495,5 +753,17 @@ conn *conn_accept(worker *w, int fd)
     w->num_conns++;
     atomic_fetch_add(&w->srv->connections, 1);
     w->stats.connections_total++;
+
+    server *srv = w->srv;
+    if (srv->per_ip && sa && !refuse_full) {
+        if (cidr_list_contains(&srv->trusted, sa)) {
+            c->peer_trusted = true; /* counted by X-Forwarded-For at the upgrade */
+        } else if (!(c->ip = ip_limit_acquire(srv->per_ip, sa))) {
+            w->stats.ip_refused++;
+            http_fail(c, 429, "Too many connections from your address");
+        }
+    } else if (sa && srv->trusted.count && cidr_list_contains(&srv->trusted, sa)) {
+        c->peer_trusted = true;
+    }
     return c;
 }

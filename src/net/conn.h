@@ -7,13 +7,22 @@
  *
  * Output is a queue of shared frames (see hub/frame.h). Queued connections
  * are written once per loop iteration with writev, so many events for one
- * connection cost one system call. A connection with more than
- * max_output_bytes unsent is a slow consumer: closed with 4100 and counted. */
+ * connection cost one system call. A WebSocket with more than
+ * max_output_bytes unsent is a slow consumer: closed with 4100 and counted;
+ * an HTTP connection over it stops being read until it drains
+ * (backpressure). Output that makes no progress for write_timeout_ms
+ * closes any connection.
+ *
+ * Slow or hostile input is bounded in time (a deadline for each request
+ * head and body, an idle keep-alive timeout) and in memory (incomplete
+ * input per connection, and in total per worker: over it the connections
+ * whose input has been incomplete longest are shed). */
 #ifndef HARK_NET_CONN_H
 #define HARK_NET_CONN_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "hub/hub.h"
@@ -50,6 +59,15 @@ typedef struct session_state {
     char *user_info;           /* signed-in user's user_info JSON, for presence */
 } session_state;
 
+/* What an HTTP connection is waiting for; each has its own deadline. */
+enum http_phase {
+    HTTP_HEAD = 0, /* a request head (new connection, or bytes of one arrived) */
+    HTTP_BODY,     /* the rest of a body whose head was read */
+    HTTP_IDLE,     /* keep-alive: nothing pending */
+};
+
+struct ip_entry;
+
 typedef struct conn {
     subscriber sub; /* the hub's view; attached once the app is known */
     worker *w;
@@ -60,16 +78,26 @@ typedef struct conn {
     struct conn *next_dirty;
     int fd;
     uint8_t state;
-    bool attached; /* sub is attached to a hub app */
-    bool dirty;    /* on the worker's flush list */
-    bool polling_out;
-    bool shut_wr;    /* FIN sent; reading until the peer's EOF */
-    bool http_close; /* close after this HTTP response */
+    uint8_t http_phase;
+    uint8_t poll_events;  /* EPOLLIN/EPOLLOUT as registered */
+    bool attached;        /* sub is attached to a hub app */
+    bool dirty;           /* on the worker's flush list */
+    bool shut_wr;         /* FIN sent; reading until the peer's EOF */
+    bool http_close;      /* close after this HTTP response */
+    bool input_paused;    /* output over its bound: not reading until it drains */
+    bool body_checked;    /* the pending body's request passed the early auth check */
+    bool refuse_full;     /* took the reserve descriptor: answer "over capacity", close */
+    bool peer_trusted;    /* the peer is a trusted proxy (X-Forwarded-For is read) */
+    bool counted_session; /* upgraded: counted in the server's sessions */
+    uint32_t held_input;  /* bytes of incomplete input, counted in the worker's total */
     uint64_t last_recv_ms;
-    uint64_t ping_sent_ms; /* 0 = no ping outstanding */
-    uint64_t close_deadline_ms;
-    ws_reader *reader; /* only while a frame or message is incomplete */
-    buf *http_in;      /* only while an HTTP request is incomplete */
+    uint64_t ping_sent_ms;    /* 0 = no ping outstanding */
+    uint64_t deadline_ms;     /* HTTP: end of the phase; CLOSING: end of the linger */
+    uint64_t input_since_ms;  /* when the incomplete input began (0 = none) */
+    uint64_t out_progress_ms; /* last time output moved (or the queue started) */
+    struct ip_entry *ip;      /* counted for max_connections_per_ip */
+    ws_reader *reader;        /* only while a frame or message is incomplete */
+    buf *http_in;             /* only while an HTTP request is incomplete */
     outq out;
     session_state session;
 } conn;
@@ -89,7 +117,14 @@ void conn_close_after_flush(conn *c);
 void conn_destroy(conn *c);
 
 /* Worker internals. */
-conn *conn_accept(worker *w, int fd);
+/* Takes fd (peer address sa); NULL when it could not be watched (closed).
+ * refuse_full: accepted on the reserve descriptor at the open-file limit. */
+conn *conn_accept(worker *w, int fd, const struct sockaddr *sa, bool refuse_full);
+/* The sweep: deadlines of HTTP phases, stalled output, closing linger. */
+void conn_check_deadlines(conn *c, uint64_t now);
+/* Incomplete input over the worker's share of max_pending_input_bytes:
+ * closes the connections whose input has been incomplete longest. */
+void conn_shed_input(worker *w);
 void conn_flush(conn *c);
 /* An epoll event for c (EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP bits). */
 void conn_on_events(conn *c, uint32_t events);

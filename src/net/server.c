@@ -94,35 +94,135 @@ long server_connections(const server *s)
     return atomic_load(&((server *)s)->connections);
 }
 
+long server_sessions(const server *s)
+{
+    return atomic_load(&((server *)s)->sessions);
+}
+
+static void pause_listener(worker *w)
+{
+    if (!w->listener_paused && w->listen_fd >= 0) {
+        uv_poll_stop(&w->listener);
+        w->listener_paused = true;
+    }
+}
+
+static void on_listener(uv_poll_t *h, int status, int events);
+
+static void resume_listener(worker *w)
+{
+    if (w->listener_paused && w->listen_fd >= 0) {
+        uv_poll_start(&w->listener, UV_READABLE, on_listener);
+        w->listener_paused = false;
+    }
+}
+
+void worker_reserve_returned(worker *w)
+{
+    w->reserve_conn = NULL;
+    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!w->draining || w->listen_fd >= 0)
+        resume_listener(w);
+}
+
+#define EVICT_BATCH 16
+#define EVICT_MIN_AGE_MS 1000 /* a client just accepted has had no chance to speak */
+
+/* Out of descriptors: closes up to EVICT_BATCH plain HTTP connections that
+ * hold no request being served (silent, idle keep-alive, or a head still
+ * trickling in) and have waited at least EVICT_MIN_AGE_MS, those closest
+ * to their deadline first, so that a flood of slow clients cannot keep new
+ * ones out. Returns how many it closed. */
+static int evict_idle_http(worker *w)
+{
+    conn *pick[EVICT_BATCH];
+    int n = 0;
+    uint64_t now = uv_now(&w->loop);
+    const hk_config *cfg = w->cfg;
+    for (conn *c = w->conns; c; c = c->next) {
+        if (c->state != CONN_HTTP || c->http_phase == HTTP_BODY || c->out.count > 0 ||
+            c == w->reserve_conn)
+            continue;
+        uint32_t phase_ms =
+            c->http_phase == HTTP_HEAD ? cfg->http_header_timeout_ms : cfg->http_idle_timeout_ms;
+        if (c->deadline_ms + EVICT_MIN_AGE_MS > now + phase_ms)
+            continue; /* began less than EVICT_MIN_AGE_MS ago */
+        int i = n < EVICT_BATCH ? n++ : EVICT_BATCH;
+        /* keep pick[] sorted by deadline: insert c, dropping the latest */
+        while (i > 0 && pick[i - 1]->deadline_ms > c->deadline_ms) {
+            if (i < EVICT_BATCH)
+                pick[i] = pick[i - 1];
+            i--;
+        }
+        if (i < EVICT_BATCH)
+            pick[i] = c;
+    }
+    for (int i = 0; i < n; i++)
+        conn_destroy(pick[i]);
+    w->stats.evicted += (uint64_t)n;
+    return n;
+}
+
+/* Out of descriptors with nothing to evict: the reserve one lets a single
+ * client in to be told "over capacity" (a 4100 close, or 503) instead of
+ * hanging in the backlog or seeing a reset. Until it leaves, accepting
+ * pauses (the sweep retries). */
+static void accept_on_reserve(worker *w)
+{
+    if (uv_now(&w->loop) - w->last_emfile_warn_ms > 5000) {
+        log_warn("out of file descriptors (%ld connections): refusing new ones",
+                 server_connections(w->srv));
+        w->last_emfile_warn_ms = uv_now(&w->loop);
+    }
+    pause_listener(w);
+    if (w->reserve_fd < 0)
+        return;
+    close(w->reserve_fd);
+    w->reserve_fd = -1;
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof(peer);
+    int fd =
+        accept4(w->listen_fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    conn *c = fd >= 0 ? conn_accept(w, fd, (struct sockaddr *)&peer, true) : NULL;
+    if (c)
+        w->reserve_conn = c; /* conn_destroy takes the reserve back */
+    else
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 static void on_listener(uv_poll_t *h, int status, int events)
 {
     worker *w = h->data;
     for (int i = 0; i < 128; i++) {
-        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(w->listen_fd, (struct sockaddr *)&peer, &peer_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            conn_accept(w, fd);
+            conn_accept(w, fd, (struct sockaddr *)&peer, false);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
         if (errno == EMFILE || errno == ENFILE) {
-            /* Out of descriptors: accept and drop one so the client hears
-             * about it at once instead of hanging in the backlog. */
-            if (uv_now(&w->loop) - w->last_emfile_warn_ms > 5000) {
-                log_warn("out of file descriptors (%ld connections): refusing new ones",
-                         server_connections(w->srv));
-                w->last_emfile_warn_ms = uv_now(&w->loop);
-            }
-            if (w->reserve_fd >= 0) {
-                close(w->reserve_fd);
-                int fd2 = accept(w->listen_fd, NULL, NULL);
-                if (fd2 >= 0)
-                    close(fd2);
-                w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-            }
+            if (evict_idle_http(w) > 0)
+                continue;
+            accept_on_reserve(w);
         }
         break;
     }
+}
+
+/* Leaves the listening group: the kernel sends new clients to the workers
+ * still serving, or refuses them once none is, instead of queueing them
+ * where nobody will accept. */
+static void close_listener(worker *w)
+{
+    if (w->listen_fd < 0)
+        return;
+    uv_poll_stop(&w->listener);
+    close(w->listen_fd);
+    w->listen_fd = -1;
 }
 
 static void start_drain(worker *w)
@@ -132,7 +232,8 @@ static void start_drain(worker *w)
     w->draining = true;
     atomic_store(&w->srv->draining, true);
     w->drain_deadline_ms = uv_now(&w->loop) + w->cfg->shutdown_grace_ms;
-    uv_poll_stop(&w->listener);
+    /* The listener stays open while draining: new clients are answered
+     * (upgrades closed with 4200, /ready 503) rather than reset at exit. */
     log_info("worker %u shutting down: closing %ld connections with 4200", w->id, w->num_conns);
     conn *next;
     for (conn *c = w->conns; c; c = next) {
@@ -154,19 +255,13 @@ static void on_sweep(uv_timer_t *t)
     if (stop_requested && !w->draining)
         start_drain(w);
 
+    if (w->listener_paused && (!w->reserve_conn || evict_idle_http(w) > 0))
+        resume_listener(w); /* try again: descriptors may have been freed */
+
     conn *next;
     for (conn *c = w->conns; c; c = next) {
         next = c->next;
-        if (c->state == CONN_CLOSING) {
-            if (now >= c->close_deadline_ms)
-                conn_destroy(c);
-            continue;
-        }
-        if (c->state == CONN_HTTP) {
-            if (now - c->last_recv_ms > 60000 && c->out.count == 0)
-                conn_destroy(c); /* idle keep-alive or a request that never completes */
-            continue;
-        }
+        conn_check_deadlines(c, now);
         if (c->state != CONN_WS)
             continue;
         if (c->ping_sent_ms == 0) {
@@ -187,6 +282,7 @@ static void on_sweep(uv_timer_t *t)
     flush_dirty(w);
 
     if (w->draining && (w->num_conns == 0 || now >= w->drain_deadline_ms)) {
+        close_listener(w);
         while (w->conns)
             conn_destroy(w->conns);
         flush_dirty(w);
@@ -302,9 +398,13 @@ int server_run(const hk_config *cfg, webhooks *wh)
     srv->webhooks = wh;
     srv->max_connections = raise_fd_limit(cfg);
     atomic_init(&srv->connections, 0);
+    atomic_init(&srv->sessions, 0);
     atomic_init(&srv->draining, false);
     uint32_t n = worker_count(cfg);
     srv->dir = directory_new(cfg);
+    if (cfg->max_connections_per_ip > 0)
+        srv->per_ip = ip_limit_new(cfg->max_connections_per_ip);
+    cidr_list_parse(cfg->trusted_proxies, &srv->trusted); /* checked when loaded */
     srv->workers = calloc(n, sizeof(*srv->workers));
     hub **hubs = calloc(n, sizeof(*hubs));
     if (!srv->workers || !hubs)
@@ -324,6 +424,7 @@ int server_run(const hk_config *cfg, webhooks *wh)
         w->id = i + 1;
         w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         w->read_buf = xmalloc(WORKER_READ_BUF);
+        w->pending_budget = cfg->max_pending_input_bytes / n;
         w->hub = hub_new(cfg, w->id, webhook_bridge, wh);
         hubs[i] = w->hub;
         uv_loop_init(&w->loop);
@@ -376,7 +477,8 @@ int server_run(const hk_config *cfg, webhooks *wh)
         uv_walk(&w->loop, close_walk, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         uv_loop_close(&w->loop);
-        close(w->listen_fd);
+        if (w->listen_fd >= 0)
+            close(w->listen_fd);
         close(w->epfd);
         if (w->reserve_fd >= 0)
             close(w->reserve_fd);
@@ -384,6 +486,8 @@ int server_run(const hk_config *cfg, webhooks *wh)
         free(w->read_buf);
     }
     directory_free(srv->dir);
+    ip_limit_free(srv->per_ip);
+    cidr_list_free(&srv->trusted);
     free(hubs);
     free(srv->workers);
     free(srv);

@@ -25,12 +25,21 @@ typedef struct worker_stats {
     uint64_t messages_in;
     uint64_t frames_out;
     uint64_t http_requests;
+    uint64_t requests_timed_out; /* 408: head or body not in time */
+    uint64_t write_timeouts;     /* output stalled past write_timeout_ms */
+    uint64_t input_shed;         /* closed to bring incomplete input under its bound */
+    uint64_t ip_refused;         /* over max_connections_per_ip */
+    uint64_t full_refused;       /* answered on the reserve descriptor */
+    uint64_t evicted;            /* idle HTTP connections closed to free a descriptor */
+    uint64_t early_rejected;     /* refused before reading the body (auth, app) */
 } worker_stats;
 
 typedef struct worker {
     uv_loop_t loop;
     pthread_t thread;
-    int reserve_fd; /* given up to accept-and-close when out of descriptors */
+    int reserve_fd;       /* given up to answer one client when out of descriptors */
+    conn *reserve_conn;   /* that client, while it holds the reserve */
+    bool listener_paused; /* out of descriptors: retried by the sweep */
     uint32_t sweeps;
     uint64_t last_emfile_warn_ms;
     uv_poll_t listener;
@@ -47,7 +56,9 @@ typedef struct worker {
     hub *hub;
     conn *conns; /* all live connections */
     long num_conns;
-    conn *dirty; /* connections with output to flush */
+    conn *dirty;           /* connections with output to flush */
+    size_t pending_input;  /* bytes held by incomplete requests and messages */
+    size_t pending_budget; /* this worker's share of max_pending_input_bytes */
     uint8_t *read_buf;
     bool draining;
     uint64_t drain_deadline_ms;
@@ -55,6 +66,9 @@ typedef struct worker {
 } worker;
 
 void worker_mark_dirty(worker *w, conn *c);
+/* The client on the reserve descriptor left: keep its descriptor in
+ * reserve again and accept again. */
+void worker_reserve_returned(worker *w);
 /* Frees c once nothing of this loop iteration can still point at it. */
 void worker_bury(worker *w, conn *c);
 

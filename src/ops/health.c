@@ -34,6 +34,23 @@ static void metrics(conn *c)
                (unsigned long long)w->stats.frames_out);
     buf_printf(&b, "# TYPE hark_http_requests_total counter\nhark_http_requests_total %llu\n",
                (unsigned long long)w->stats.http_requests);
+    const struct {
+        const char *name;
+        uint64_t value;
+    } guards[] = {
+        {"hark_requests_timed_out_total", w->stats.requests_timed_out},
+        {"hark_write_timeouts_total", w->stats.write_timeouts},
+        {"hark_incomplete_input_shed_total", w->stats.input_shed},
+        {"hark_ip_limit_refused_total", w->stats.ip_refused},
+        {"hark_out_of_descriptors_refused_total", w->stats.full_refused},
+        {"hark_idle_http_evicted_total", w->stats.evicted},
+        {"hark_requests_rejected_before_body_total", w->stats.early_rejected},
+    };
+    for (size_t i = 0; i < sizeof(guards) / sizeof(guards[0]); i++)
+        buf_printf(&b, "# TYPE %s counter\n%s %llu\n", guards[i].name, guards[i].name,
+                   (unsigned long long)guards[i].value);
+    buf_printf(&b, "# TYPE hark_incomplete_input_bytes gauge\nhark_incomplete_input_bytes %zu\n",
+               w->pending_input);
     for (size_t i = 0; i < w->hub->num_apps; i++) {
         hub_app *a = &w->hub->apps[i];
         buf_printf(&b, "hark_app_connections{app=\"%s\"} %ld\n", a->cfg->id,

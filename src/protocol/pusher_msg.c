@@ -1,14 +1,24 @@
 #include "protocol/pusher_msg.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "net/utf8.h"
 #include "util/json_write.h"
+#include "util/xalloc.h"
 
+/* The reason is shown to the client: jansson's text quotes a bit of the
+ * input ("... near 'xyz'"), so it is cut to err_cap at a character
+ * boundary and kept valid UTF-8. */
 static void set_err(char *err, size_t err_cap, const char *fmt, const char *detail)
 {
-    if (err && err_cap)
-        snprintf(err, err_cap, fmt, detail);
+    if (!err || !err_cap)
+        return;
+    char text[JSON_ERROR_TEXT_LENGTH + 64];
+    int n = snprintf(text, sizeof text, fmt, detail);
+    size_t len = n < 0 ? 0 : (size_t)n;
+    utf8_sanitize(err, err_cap, text, len < sizeof text ? len : sizeof text - 1);
 }
 
 int pusher_msg_decode(const char *text, size_t len, pusher_msg *out, char *err, size_t err_cap)
@@ -107,6 +117,30 @@ static void add_key_str(buf *out, const char *key, const char *value)
     json_write_cstr(out, value);
 }
 
+/* A JSON string of text that may quote client input: ill-formed UTF-8 is
+ * replaced by U+FFFD (utf8_sanitize), so the frame is always a valid text
+ * frame; json_write_string escapes the rest. */
+static void write_text(buf *out, const char *text)
+{
+    size_t len = strlen(text);
+    if (utf8_valid((const uint8_t *)text, len)) {
+        json_write_string(out, text, len);
+        return;
+    }
+    size_t cap = 3 * len + 1;
+    char *clean = xmalloc(cap);
+    size_t n = utf8_sanitize(clean, cap, text, len);
+    json_write_string(out, clean, n);
+    free(clean);
+}
+
+static void add_key_text(buf *out, const char *key, const char *value)
+{
+    buf_append_char(out, ',');
+    buf_append_str(out, key);
+    write_text(out, value);
+}
+
 void pusher_encode_string_data(buf *out, const char *event, const char *channel,
                                const char *data_str, size_t data_len)
 {
@@ -141,7 +175,7 @@ void pusher_encode_error(buf *out, int code, const char *message)
         buf_append_i64(out, code);
     else
         buf_append_str(out, "null");
-    add_key_str(out, "\"message\":", message ? message : "");
+    add_key_text(out, "\"message\":", message ? message : "");
     buf_append_str(out, "}}");
 }
 
@@ -152,12 +186,12 @@ void pusher_encode_subscription_error(buf *out, const char *channel, const char 
 {
     begin(out, "pusher:subscription_error");
     buf_append_str(out, ",\"data\":{\"type\":");
-    json_write_cstr(out, type ? type : "");
-    add_key_str(out, "\"error\":", error ? error : "");
+    write_text(out, type ? type : "");
+    add_key_text(out, "\"error\":", error ? error : "");
     buf_append_str(out, ",\"status\":");
     buf_append_i64(out, status);
     buf_append_char(out, '}');
     if (channel)
-        add_key_str(out, "\"channel\":", channel);
+        add_key_text(out, "\"channel\":", channel);
     buf_append_char(out, '}');
 }

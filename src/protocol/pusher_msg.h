@@ -21,8 +21,11 @@ typedef struct pusher_msg {
                      the object (spec §0 leniency). */
 } pusher_msg;
 
-/* Parses one text frame. Returns 0, or -1 with a reason in err (not JSON, not
- * an object, missing/non-string "event", non-string "channel"). */
+/* Parses one text frame. Returns 0, or -1 with the complete message for the
+ * client in err, cut to err_cap at a character boundary and valid UTF-8:
+ * "Invalid JSON: <parser's reason>" or "Invalid message: not a JSON object",
+ * "Invalid message: missing \"event\"", "Invalid message: \"event\" must
+ * be a string", "Invalid message: \"channel\" must be a string". */
 int pusher_msg_decode(const char *text, size_t len, pusher_msg *out, char *err, size_t err_cap);
 void pusher_msg_free(pusher_msg *m);
 
@@ -42,11 +45,13 @@ void pusher_encode_string_data(buf *out, const char *event, const char *channel,
 void pusher_encode_raw_data(buf *out, const char *event, const char *channel, const char *data_json,
                             size_t data_len, const char *user_id);
 
-/* {"event":"pusher:error","data":{"code":C,"message":M}}; code 0 → null. */
+/* {"event":"pusher:error","data":{"code":C,"message":M}}; code 0 → null.
+ * M may quote client input: ill-formed UTF-8 in it becomes U+FFFD. */
 void pusher_encode_error(buf *out, int code, const char *message);
 
 /* {"event":"pusher:subscription_error","data":{"type":T,"error":E,"status":S},"channel":C}
- * (the usual key order: event, data, channel) */
+ * (the usual key order: event, data, channel); channel may be NULL. Ill-formed
+ * UTF-8 in T, E or C becomes U+FFFD. */
 void pusher_encode_subscription_error(buf *out, const char *channel, const char *type,
                                       const char *error, int status);
 

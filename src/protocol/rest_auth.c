@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "net/http_query.h"
+#include "net/utf8.h"
 #include "protocol/signature.h"
 #include "util/buf.h"
 
@@ -70,14 +71,12 @@ static void append_escaped(buf *b, const char *s, size_t len)
     }
 }
 
+/* Decoded query values may hold any byte (%FF): the error goes into a JSON
+ * body, so it is kept valid UTF-8 (U+FFFD for ill-formed bytes) and cut to
+ * err_cap at a character boundary. */
 static void set_err(char *err, size_t err_cap, const buf *msg)
 {
-    if (!err_cap)
-        return;
-    size_t n = msg->len < err_cap - 1 ? msg->len : err_cap - 1;
-    if (n)
-        memcpy(err, msg->data, n);
-    err[n] = '\0';
+    utf8_sanitize(err, err_cap, msg->data, msg->len);
 }
 
 static void append_time(buf *b, int64_t t)
@@ -289,7 +288,7 @@ int rest_auth_verify(const rest_auth_request *req, const char *app_key, const ch
                              "a body)");
         goto out;
     }
-    if (md5.present) {
+    if (md5.present && !req->body_pending) {
         char body_md5[MD5_HEX_LEN + 1];
         if (req->body_len > 0)
             sig_md5_hex(req->body, req->body_len, body_md5);

@@ -4,6 +4,7 @@
 #ifndef HARK_PROTOCOL_REST_AUTH_H
 #define HARK_PROTOCOL_REST_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -18,6 +19,8 @@ typedef struct rest_auth_request {
     size_t query_len;
     const char *body;
     size_t body_len;
+    bool body_pending; /* body not received yet (body_len is its length): body_md5 is
+                          required for a body but not compared */
 } rest_auth_request;
 
 /* Returns 0 when the request is correctly signed with (app_key, secret) at

@@ -1,6 +1,5 @@
 /* client-* events (spec §6): relayed to the channel's other subscribers. */
 #include <jansson.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,8 +64,10 @@ void handle_client_event(conn *c, const pusher_msg *m)
                            "Client event rejected: data is over the payload limit");
         return;
     }
-    char event[256];
-    snprintf(event, sizeof(event), "%.*s", (int)m->event_len, m->event);
+    /* Relayed whole: the decoder refuses NUL in strings, so m->event is a C
+     * string of event_len bytes (a copy cut at a fixed size could split a
+     * character and make every receiver fail the connection with 1007). */
+    const char *event = m->event;
     buf b;
     buf_init(&b);
     pusher_encode_raw_data(&b, event, slot->channel->name, data, data_len,

@@ -1,4 +1,5 @@
 /* pusher:subscribe and pusher:unsubscribe (spec §3.3). */
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,17 @@ void handle_subscribe(conn *c, const pusher_msg *m)
         char error[256];
         snprintf(error, sizeof(error), "Invalid channel name: %s", reason ? reason : "bad name");
         session_subscription_error(c, name, "InvalidChannel", error, 400);
+        return;
+    }
+    /* max_channels_per_connection: a new channel past the limit is refused;
+     * subscribing again to a channel already held takes no new slot. */
+    if (c->sub.num_slots >= app->max_channels_per_connection &&
+        !hub_subscription(&c->sub, name, name_len)) {
+        char error[96];
+        snprintf(error, sizeof(error),
+                 "Too many channels on this connection: the limit is %" PRIu32,
+                 app->max_channels_per_connection);
+        session_subscription_error(c, name, "LimitReached", error, 400);
         return;
     }
     channel_kind kind = channel_classify(name, name_len);

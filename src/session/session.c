@@ -6,6 +6,7 @@
 
 #include "net/http_query.h"
 #include "net/server.h"
+#include "net/utf8.h"
 #include "net/worker.h"
 #include "net/ws_frame.h"
 #include "protocol/errors.h"
@@ -80,8 +81,11 @@ void session_open(conn *c, const http_request *req)
         key_len--;
     const hk_app *app = config_find_app_by_key(cfg, key, key_len);
     if (!app) {
-        snprintf(message, sizeof(message), "App key %.*s does not exist",
-                 (int)(key_len > 64 ? 64 : key_len), key);
+        /* The key is raw request bytes: quoted as valid UTF-8, at most 64
+         * bytes, so the whole message also fits a close frame's reason. */
+        char shown[65];
+        utf8_sanitize(shown, sizeof(shown), key, key_len);
+        snprintf(message, sizeof(message), "App key %s does not exist", shown);
         conn_close_ws(c, PUSHER_APP_UNKNOWN, message);
         return;
     }
@@ -102,7 +106,7 @@ void session_open(conn *c, const http_request *req)
         conn_close_ws(c, PUSHER_RECONNECT, "Server is shutting down");
         return;
     }
-    if (server_connections(srv) > srv->max_connections) {
+    if (server_sessions(srv) > srv->max_connections) {
         conn_close_ws(c, PUSHER_OVER_CAPACITY, "The server is over capacity");
         return;
     }
@@ -141,11 +145,9 @@ void session_on_message(conn *c, uint8_t opcode, char *data, size_t len)
         return;
     }
     pusher_msg m;
-    char err[160];
+    char err[200];
     if (pusher_msg_decode(data, len, &m, err, sizeof(err)) != 0) {
-        char message[200];
-        snprintf(message, sizeof(message), "Invalid message: %s", err);
-        session_send_error(c, 0, message);
+        session_send_error(c, 0, err); /* "Invalid JSON: …" or "Invalid message: …" */
         return;
     }
     if (event_is(&m, "pusher:ping")) {
@@ -162,9 +164,10 @@ void session_on_message(conn *c, uint8_t opcode, char *data, size_t len)
     } else if (m.event_len > 7 && memcmp(m.event, "client-", 7) == 0) {
         handle_client_event(c, &m);
     } else {
-        char message[200];
-        snprintf(message, sizeof(message), "Unknown event: %.*s",
-                 (int)(m.event_len > 100 ? 100 : m.event_len), m.event);
+        char shown[101]; /* at most 100 bytes, cut between characters */
+        utf8_sanitize(shown, sizeof(shown), m.event, m.event_len);
+        char message[128];
+        snprintf(message, sizeof(message), "Unknown event: %s", shown);
         session_send_error(c, 0, message);
     }
     pusher_msg_free(&m);

@@ -84,6 +84,7 @@ static void assert_default_app_limits(const hk_app *a)
     assert_int_equal(a->max_channel_name_length, 200);
     assert_int_equal(a->max_event_name_length, 200);
     assert_int_equal(a->max_channels_per_event, 100);
+    assert_int_equal(a->max_channels_per_connection, 100);
     assert_int_equal(a->max_batch_events, 10);
     assert_int_equal(a->cache_ttl, 1800);
     assert_false(a->user_authentication_required);
@@ -121,6 +122,13 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.webhook_backoff_ms, 1000);
     assert_int_equal(cfg.webhook_backoff_max_ms, 60000);
     assert_int_equal(cfg.webhook_max_queue, 100000);
+    assert_int_equal(cfg.http_header_timeout_ms, 10000);
+    assert_int_equal(cfg.http_body_timeout_ms, 30000);
+    assert_int_equal(cfg.http_idle_timeout_ms, 60000);
+    assert_int_equal(cfg.write_timeout_ms, 30000);
+    assert_int_equal(cfg.max_pending_input_bytes, 67108864);
+    assert_int_equal(cfg.max_connections_per_ip, 0);
+    assert_string_equal(cfg.trusted_proxies, "");
     assert_int_equal(cfg.num_apps, 1);
     assert_string_equal(cfg.apps[0].id, "app-id");
     assert_string_equal(cfg.apps[0].key, "app-key");
@@ -550,6 +558,16 @@ static const struct {
     {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"webhooks\": "
      "[{\"url\": \"http://h/\", \"lambda\": {}}]}]}",
      "apps[0].webhooks[0].lambda: unknown key"},
+    {"{\"trusted_proxies\": [\"10.0.0.0/33\"]}",
+     "trusted_proxies: must be a list of IP addresses or networks, e.g. [\"10.0.0.0/8\", \"::1\"]"},
+    {"{\"trusted_proxies\": \"10.0.0.1, example.com\"}",
+     "trusted_proxies: must be a list of IP addresses or networks, e.g. [\"10.0.0.0/8\", \"::1\"]"},
+    {"{\"trusted_proxies\": [1]}",
+     "trusted_proxies: must be a list of IP addresses or networks, e.g. [\"10.0.0.0/8\", \"::1\"]"},
+    {"{\"http_header_timeout_ms\": 0}", "http_header_timeout_ms: must be an integer 1-86400000"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", "
+     "\"max_channels_per_connection\": 0}]}",
+     "apps[0].max_channels_per_connection: must be an integer 1-2147483647"},
     {"{\"apps\": [1]}", "apps[0]: must be an object"},
     {"[]", "top level: must be a JSON object"},
 };

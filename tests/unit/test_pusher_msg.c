@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "net/utf8.h"
 #include "protocol/pusher_msg.h"
 
 static int decode(const char *text, pusher_msg *m, char *err, size_t cap)
@@ -212,6 +213,50 @@ static void decode_truncates_the_error_to_the_given_capacity(void **state)
     assert_int_equal(strlen(err), 7);
 }
 
+static void expect_reason(const char *text, const char *want)
+{
+    pusher_msg m;
+    char err[200];
+    assert_int_equal(decode(text, &m, err, sizeof err), -1);
+    assert_string_equal(err, want);
+}
+
+/* The reason is the whole message the client sees: each prefix once. */
+static void decode_reasons_are_complete_sentences_with_one_prefix(void **state)
+{
+    (void)state;
+    expect_reason("[]", "Invalid message: not a JSON object");
+    expect_reason("{}", "Invalid message: missing \"event\"");
+    expect_reason("{\"event\":1}", "Invalid message: \"event\" must be a string");
+    expect_reason("{\"event\":\"client-a\",\"channel\":1}",
+                  "Invalid message: \"channel\" must be a string");
+    expect_reason("not json", "Invalid JSON: '[' or '{' expected near 'not'");
+    expect_reason("", "Invalid JSON: '[' or '{' expected near end of file");
+}
+
+/* jansson quotes the input near the error; cut to any capacity, the reason
+ * stays valid UTF-8 (never cut inside a character). */
+static void decode_reason_quoting_multibyte_input_is_cut_between_characters(void **state)
+{
+    (void)state;
+    const char *text = "[\"\xC3\xA9\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
+    char full[200];
+    pusher_msg m;
+    assert_int_equal(decode(text, &m, full, sizeof full), -1);
+    assert_non_null(strstr(full, "\xC3\xA9\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));
+    size_t full_len = strlen(full);
+    for (size_t cap = 1; cap <= full_len + 1; cap++) {
+        char err[200];
+        memset(err, 'z', sizeof err);
+        assert_int_equal(decode(text, &m, err, cap), -1);
+        size_t n = strlen(err);
+        assert_true(n < cap);
+        assert_true(utf8_valid((const uint8_t *)err, n));
+        assert_memory_equal(err, full, n);
+        assert_true(n + 4 >= cap - 1); /* at most one 4-byte character is dropped */
+    }
+}
+
 /* ---- encoding ---------------------------------------------------------- */
 
 static void expect_bytes(buf *b, const char *want)
@@ -331,6 +376,72 @@ static void encode_subscription_error_carries_type_error_and_status(void **state
     buf_free(&b);
 }
 
+/* Messages may quote client bytes (an app key from the request path):
+ * the frame must still be valid UTF-8 and valid JSON. */
+static void encode_error_replaces_invalid_utf8_with_u_fffd(void **state)
+{
+    (void)state;
+    buf b;
+    buf_init(&b);
+    pusher_encode_error(&b, 4001, "App key \xFF\xFE does not exist");
+    expect_bytes(&b, "{\"event\":\"pusher:error\",\"data\":{\"code\":4001,\"message\":\"App key "
+                     "\xEF\xBF\xBD\xEF\xBF\xBD does not exist\"}}");
+    pusher_encode_error(&b, 0, "cut \xE2\x82");
+    expect_bytes(&b, "{\"event\":\"pusher:error\",\"data\":{\"code\":null,\"message\":\"cut "
+                     "\xEF\xBF\xBD\"}}");
+    /* valid text, quotes and controls: unchanged apart from JSON escaping */
+    pusher_encode_error(&b, 0, "caf\xC3\xA9 \"x\"\n\xF0\x9F\x98\x80");
+    expect_bytes(&b,
+                 "{\"event\":\"pusher:error\",\"data\":{\"code\":null,\"message\":\"caf\xC3\xA9 "
+                 "\\\"x\\\"\\n\xF0\x9F\x98\x80\"}}");
+    pusher_encode_error(&b, 0, NULL);
+    expect_bytes(&b, "{\"event\":\"pusher:error\",\"data\":{\"code\":null,\"message\":\"\"}}");
+    buf_free(&b);
+}
+
+static void encode_subscription_error_replaces_invalid_utf8_with_u_fffd(void **state)
+{
+    (void)state;
+    buf b;
+    buf_init(&b);
+    pusher_encode_subscription_error(&b, "ch-\xC0\xAF", "LimitReached", "bad \xED\xA0\x80", 400);
+    expect_bytes(&b, "{\"event\":\"pusher:subscription_error\",\"data\":{\"type\":\"LimitReached\","
+                     "\"error\":\"bad \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\",\"status\":400},"
+                     "\"channel\":\"ch-\xEF\xBF\xBD\xEF\xBF\xBD\"}");
+    /* valid multibyte channel names are echoed exactly (pusher-js routes by them) */
+    pusher_encode_subscription_error(&b, "\xC3\xA9moji\xE2\x9C\x93", "InvalidChannel", "x", 400);
+    expect_bytes(&b,
+                 "{\"event\":\"pusher:subscription_error\",\"data\":{\"type\":\"InvalidChannel\","
+                 "\"error\":\"x\",\"status\":400},\"channel\":\"\xC3\xA9moji\xE2\x9C\x93\"}");
+    pusher_encode_subscription_error(&b, NULL, "InvalidChannel", "Missing channel name", 400);
+    expect_bytes(&b,
+                 "{\"event\":\"pusher:subscription_error\",\"data\":{\"type\":\"InvalidChannel\","
+                 "\"error\":\"Missing channel name\",\"status\":400}}");
+    buf_free(&b);
+}
+
+/* Whatever bytes a message holds, the encoded frame is valid UTF-8 and
+ * decodes back as JSON. */
+static void encode_error_output_is_always_valid_utf8_json(void **state)
+{
+    (void)state;
+    buf b;
+    buf_init(&b);
+    for (unsigned a = 1; a < 256; a++) {
+        for (unsigned c = 1; c < 256; c += 3) {
+            char msg[4] = {(char)a, (char)c, 'x', '\0'};
+            pusher_encode_error(&b, 4001, msg);
+            assert_true(utf8_valid((const uint8_t *)b.data, b.len));
+            json_error_t jerr;
+            json_t *root = json_loadb(b.data, b.len, 0, &jerr);
+            assert_non_null(root);
+            json_decref(root);
+            buf_reset(&b);
+        }
+    }
+    buf_free(&b);
+}
+
 static void encoded_frames_decode_back_to_the_same_fields(void **state)
 {
     (void)state;
@@ -363,6 +474,8 @@ int main(void)
         cmocka_unit_test(decode_refuses_missing_or_non_string_event),
         cmocka_unit_test(decode_refuses_non_string_channel),
         cmocka_unit_test(decode_truncates_the_error_to_the_given_capacity),
+        cmocka_unit_test(decode_reasons_are_complete_sentences_with_one_prefix),
+        cmocka_unit_test(decode_reason_quoting_multibyte_input_is_cut_between_characters),
         cmocka_unit_test(encode_string_data_matches_spec_examples_byte_for_byte),
         cmocka_unit_test(encode_string_data_without_channel_omits_the_key),
         cmocka_unit_test(encode_escapes_control_characters_and_quotes),
@@ -370,6 +483,9 @@ int main(void)
         cmocka_unit_test(encode_appends_after_existing_bytes),
         cmocka_unit_test(encode_error_writes_code_or_null),
         cmocka_unit_test(encode_subscription_error_carries_type_error_and_status),
+        cmocka_unit_test(encode_error_replaces_invalid_utf8_with_u_fffd),
+        cmocka_unit_test(encode_subscription_error_replaces_invalid_utf8_with_u_fffd),
+        cmocka_unit_test(encode_error_output_is_always_valid_utf8_json),
         cmocka_unit_test(encoded_frames_decode_back_to_the_same_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "net/utf8.h"
 #include "protocol/rest_auth.h"
 #include "protocol/signature.h"
 
@@ -327,6 +328,35 @@ static void error_is_truncated_to_the_buffer_and_terminated(void **state)
     assert_int_equal(rest_auth_verify(&r, KEY, SECRET, TS, NULL, 0), 401);
 }
 
+static void bytes_that_are_not_utf8_in_the_error_become_u_fffd(void **state)
+{
+    (void)state;
+    /* Decoded query values may be any bytes; the error ends up in a JSON
+     * body, which must be UTF-8. */
+    const char *q = "auth_key=" KEY "&auth_timestamp=1700000000&auth_version=1.0&x=%FF%E2%82&y="
+                    "%C3%A9%C3%A9%C3%A9&auth_signature="
+                    "0000000000000000000000000000000000000000000000000000000000000000";
+    assert_int_equal(verify("GET", "/apps/3/channels", q, NULL, TS), 401);
+    assert_true(utf8_valid((const uint8_t *)err, strlen(err)));
+    assert_non_null(strstr(err, "x=\xEF\xBF\xBD\xEF\xBF\xBD&y=\xC3\xA9\xC3\xA9\xC3\xA9"));
+    /* Cut to any buffer size, it stays valid: never inside a character. */
+    char full[1024];
+    snprintf(full, sizeof full, "%s", err);
+    rest_auth_request r = {.method = "GET",
+                           .method_len = 3,
+                           .path = "/apps/3/channels",
+                           .path_len = 16,
+                           .query = q,
+                           .query_len = strlen(q)};
+    for (size_t cap = 1; cap <= strlen(full) + 1; cap++) {
+        char small[1024];
+        assert_int_equal(rest_auth_verify(&r, KEY, SECRET, TS, small, cap), 401);
+        assert_true(strlen(small) < cap);
+        assert_true(utf8_valid((const uint8_t *)small, strlen(small)));
+        assert_memory_equal(small, full, strlen(small));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +383,7 @@ int main(void)
         cmocka_unit_test(bad_percent_escape_is_refused),
         cmocka_unit_test(control_bytes_in_the_error_are_escaped),
         cmocka_unit_test(error_is_truncated_to_the_buffer_and_terminated),
+        cmocka_unit_test(bytes_that_are_not_utf8_in_the_error_become_u_fffd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,6 +162,258 @@ static void every_invalid_lead_byte_is_rejected(void **state)
     }
 }
 
+/* ---- utf8_sanitize ------------------------------------------------------- */
+
+#define FFFD "\xEF\xBF\xBD"
+
+/* Sanitizes the literal with the given cap; checks the result is the
+ * expected bytes, NUL-terminated, of the returned length, and valid. */
+static void expect_sanitized_n(const char *in, size_t len, size_t cap, const char *want)
+{
+    char out[512];
+    assert_true(cap <= sizeof out);
+    memset(out, 'Z', sizeof out);
+    size_t n = utf8_sanitize(out, cap, in, len);
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(out, want, n + 1); /* including the NUL */
+    assert_true(n < cap);
+    assert_true(utf8_valid((const uint8_t *)out, n));
+    if (cap < sizeof out)
+        assert_int_equal(out[cap], 'Z'); /* nothing written past cap */
+}
+
+#define S(lit, want) expect_sanitized_n(lit, sizeof(lit) - 1, 512, want)
+#define SCAP(lit, cap, want) expect_sanitized_n(lit, sizeof(lit) - 1, cap, want)
+
+static void sanitize_copies_valid_text_unchanged(void **state)
+{
+    (void)state;
+    S("", "");
+    S("hello", "hello");
+    S("caf\xC3\xA9", "caf\xC3\xA9");
+    S("\xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF",
+      "\xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF");
+    S("tab\there\nnl\x01\x7F", "tab\there\nnl\x01\x7F"); /* controls are valid UTF-8 */
+    S("Hello-\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5",
+      "Hello-\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5");
+}
+
+static void sanitize_replaces_invalid_bytes_like_a_browser(void **state)
+{
+    (void)state;
+    /* The case from the issue: a request path with raw bytes. */
+    S("/app/\xFF\xFE", "/app/" FFFD FFFD);
+    /* Lone and surplus continuation bytes: one U+FFFD each. */
+    S("\x80", FFFD);
+    S("a\xBF"
+      "b",
+      "a" FFFD "b");
+    S("\x80\x80\x80", FFFD FFFD FFFD);
+    S("\xC3\xA9\xA9", "\xC3\xA9" FFFD);
+    /* Invalid lead bytes. */
+    S("\xC0\xC1\xF5\xF8\xFE\xFF", FFFD FFFD FFFD FFFD FFFD FFFD);
+    /* A sequence interrupted by ASCII: one U+FFFD for the maximal subpart,
+     * the ASCII byte is kept. */
+    S("\xC3(", FFFD "(");
+    S("\xE2\x82(", FFFD "(");
+    S("\xE2(\xA1", FFFD "(" FFFD);
+    S("\xF0\x9F\x98(", FFFD "(");
+    /* A sequence interrupted by another lead byte: the new one starts over. */
+    S("\xE2\x82\xC3\xA9", FFFD "\xC3\xA9");
+    S("\xF0\x9F\xF0\x9F\x98\x80", FFFD "\xF0\x9F\x98\x80");
+}
+
+static void sanitize_replaces_truncated_sequences_at_the_end(void **state)
+{
+    (void)state;
+    S("abc\xC3", "abc" FFFD);
+    S("abc\xE2\x82", "abc" FFFD);
+    S("abc\xF0\x9F\x98", "abc" FFFD);
+    S("\xF0", FFFD);
+}
+
+static void sanitize_replaces_overlongs_byte_by_byte(void **state)
+{
+    (void)state;
+    S("\xC0\x80", FFFD FFFD);
+    S("\xC1\xBF", FFFD FFFD);
+    S("\xE0\x80\x80", FFFD FFFD FFFD);
+    S("\xE0\x9F\xBF", FFFD FFFD FFFD);
+    S("\xF0\x80\x80\x80", FFFD FFFD FFFD FFFD);
+    S("\xF0\x8F\xBF\xBF", FFFD FFFD FFFD FFFD);
+}
+
+static void sanitize_replaces_surrogates_and_code_points_above_10ffff(void **state)
+{
+    (void)state;
+    S("\xED\xA0\x80", FFFD FFFD FFFD);                            /* U+D800 */
+    S("\xED\xBF\xBF", FFFD FFFD FFFD);                            /* U+DFFF */
+    S("\xED\xA0\x80\xED\xB0\x80", FFFD FFFD FFFD FFFD FFFD FFFD); /* CESU-8 pair */
+    S("\xED\x9F\xBF", "\xED\x9F\xBF");                            /* U+D7FF is fine */
+    S("\xF4\x90\x80\x80", FFFD FFFD FFFD FFFD);                   /* U+110000 */
+    S("\xF5\x80\x80\x80", FFFD FFFD FFFD FFFD);
+}
+
+static void sanitize_replaces_nul_so_the_result_is_a_c_string(void **state)
+{
+    (void)state;
+    char out[16];
+    size_t n = utf8_sanitize(out, sizeof out, "a\0b", 3);
+    assert_int_equal(n, 5);
+    assert_memory_equal(out, "a" FFFD "b", 6);
+    assert_int_equal(strlen(out), n);
+}
+
+static void sanitize_with_cap_0_or_1_writes_nothing_or_only_the_nul(void **state)
+{
+    (void)state;
+    assert_int_equal(utf8_sanitize(NULL, 0, "abc", 3), 0);
+    char out[2] = {'x', 'y'};
+    assert_int_equal(utf8_sanitize(out, 0, "abc", 3), 0);
+    assert_int_equal(out[0], 'x'); /* cap 0: untouched */
+    assert_int_equal(utf8_sanitize(out, 1, "abc", 3), 0);
+    assert_int_equal(out[0], '\0');
+    assert_int_equal(out[1], 'y');
+    assert_int_equal(utf8_sanitize(out, 2, NULL, 0), 0);
+    assert_int_equal(out[0], '\0');
+}
+
+static void sanitize_truncates_ascii_to_cap_minus_one(void **state)
+{
+    (void)state;
+    SCAP("abcdef", 4, "abc");
+    SCAP("abcdef", 6, "abcde");
+    SCAP("abcdef", 7, "abcdef");
+    SCAP("abcdef", 8, "abcdef");
+}
+
+static void sanitize_never_cuts_a_multibyte_character(void **state)
+{
+    (void)state;
+    /* "a€b": € is 3 bytes at [1, 4). */
+    SCAP("a\xE2\x82\xAC"
+         "b",
+         2, "a");
+    SCAP("a\xE2\x82\xAC"
+         "b",
+         3, "a");
+    SCAP("a\xE2\x82\xAC"
+         "b",
+         4, "a");
+    SCAP("a\xE2\x82\xAC"
+         "b",
+         5, "a\xE2\x82\xAC");
+    SCAP("a\xE2\x82\xAC"
+         "b",
+         6,
+         "a\xE2\x82\xAC"
+         "b");
+    /* 4-byte characters at every cut point. */
+    SCAP("\xF0\x9F\x98\x80\xF0\x9F\x98\x81", 4, "");
+    SCAP("\xF0\x9F\x98\x80\xF0\x9F\x98\x81", 5, "\xF0\x9F\x98\x80");
+    SCAP("\xF0\x9F\x98\x80\xF0\x9F\x98\x81", 8, "\xF0\x9F\x98\x80");
+    SCAP("\xF0\x9F\x98\x80\xF0\x9F\x98\x81", 9, "\xF0\x9F\x98\x80\xF0\x9F\x98\x81");
+    /* 2-byte characters. */
+    SCAP("\xC3\xA9\xC3\xA9", 2, "");
+    SCAP("\xC3\xA9\xC3\xA9", 3, "\xC3\xA9");
+    SCAP("\xC3\xA9\xC3\xA9", 4, "\xC3\xA9");
+    SCAP("\xC3\xA9\xC3\xA9", 5, "\xC3\xA9\xC3\xA9");
+}
+
+static void sanitize_never_cuts_a_replacement_character(void **state)
+{
+    (void)state;
+    SCAP("a\xFF", 2, "a");
+    SCAP("a\xFF", 3, "a");
+    SCAP("a\xFF", 4, "a");
+    SCAP("a\xFF", 5, "a" FFFD);
+    SCAP("\xFF\xFE", 6, FFFD);
+    SCAP("\xFF\xFE", 7, FFFD FFFD);
+    /* Once something did not fit, nothing shorter after it is appended. */
+    SCAP("a\xFF"
+         "b",
+         3, "a");
+}
+
+static void sanitize_cuts_the_input_when_the_output_fits_exactly(void **state)
+{
+    (void)state;
+    /* 3 * len + 1 always suffices. */
+    const char in[] = "\xFF\x80\xC0\xE2\x82";
+    expect_sanitized_n(in, sizeof in - 1, 3 * (sizeof in - 1) + 1, FFFD FFFD FFFD FFFD);
+}
+
+/* Every cap from 0 to past the end over a mix of valid and invalid input:
+ * the result is always a prefix, at a character boundary, of the result
+ * with room to spare, and valid UTF-8. */
+static void sanitize_results_for_smaller_caps_are_prefixes(void **state)
+{
+    (void)state;
+    const char in[] = "ab\xC3\xA9\xFF\xE2\x82\xAC\xF0\x9F\x98\x80\xED\xA0\x80x\xE2\x82";
+    char full[128];
+    size_t full_n = utf8_sanitize(full, sizeof full, in, sizeof in - 1);
+    assert_true(utf8_valid((const uint8_t *)full, full_n));
+    size_t prev = 0;
+    for (size_t cap = 1; cap <= full_n + 2; cap++) {
+        char out[128];
+        size_t n = utf8_sanitize(out, cap, in, sizeof in - 1);
+        assert_true(n < cap);
+        assert_true(n >= prev);
+        assert_memory_equal(out, full, n);
+        assert_int_equal(out[n], '\0');
+        assert_true(utf8_valid((const uint8_t *)out, n));
+        /* cut only before a character: the next full byte is not a continuation */
+        assert_true(n == full_n || ((unsigned char)full[n] & 0xC0) != 0x80);
+        /* and only because the next character did not fit */
+        if (n < full_n) {
+            size_t next = 1;
+            while (n + next < full_n && ((unsigned char)full[n + next] & 0xC0) == 0x80)
+                next++;
+            assert_true(n + next > cap - 1);
+        }
+        prev = n;
+    }
+    assert_int_equal(prev, full_n);
+}
+
+/* Every single scalar value and every 1- and 2-byte string: output valid,
+ * and valid input copied unchanged. */
+static void sanitize_every_scalar_value_round_trips(void **state)
+{
+    (void)state;
+    uint8_t b[4];
+    char out[16];
+    for (uint32_t cp = 1; cp <= 0x10FFFF; cp++) {
+        size_t n = encode(cp, b);
+        size_t m = utf8_sanitize(out, sizeof out, (const char *)b, n);
+        if (cp >= 0xD800 && cp <= 0xDFFF) {
+            assert_int_equal(m, 9);
+            assert_memory_equal(out, FFFD FFFD FFFD, 9);
+        } else {
+            assert_int_equal(m, n);
+            assert_memory_equal(out, b, n);
+        }
+    }
+}
+
+static void sanitize_any_two_bytes_give_valid_output(void **state)
+{
+    (void)state;
+    char out[16];
+    for (unsigned a = 0; a < 256; a++) {
+        for (unsigned c = 0; c < 256; c++) {
+            const char in[2] = {(char)a, (char)c};
+            size_t n = utf8_sanitize(out, sizeof out, in, 2);
+            assert_true(utf8_valid((const uint8_t *)out, n));
+            assert_int_equal(strlen(out), n);
+            if (a != 0 && c != 0 && utf8_valid((const uint8_t *)in, 2)) {
+                assert_int_equal(n, 2);
+                assert_memory_equal(out, in, 2);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +429,20 @@ int main(void)
         cmocka_unit_test(stray_or_wrong_continuation_bytes_are_invalid),
         cmocka_unit_test(every_scalar_value_is_valid_and_every_surrogate_is_not),
         cmocka_unit_test(every_invalid_lead_byte_is_rejected),
+        cmocka_unit_test(sanitize_copies_valid_text_unchanged),
+        cmocka_unit_test(sanitize_replaces_invalid_bytes_like_a_browser),
+        cmocka_unit_test(sanitize_replaces_truncated_sequences_at_the_end),
+        cmocka_unit_test(sanitize_replaces_overlongs_byte_by_byte),
+        cmocka_unit_test(sanitize_replaces_surrogates_and_code_points_above_10ffff),
+        cmocka_unit_test(sanitize_replaces_nul_so_the_result_is_a_c_string),
+        cmocka_unit_test(sanitize_with_cap_0_or_1_writes_nothing_or_only_the_nul),
+        cmocka_unit_test(sanitize_truncates_ascii_to_cap_minus_one),
+        cmocka_unit_test(sanitize_never_cuts_a_multibyte_character),
+        cmocka_unit_test(sanitize_never_cuts_a_replacement_character),
+        cmocka_unit_test(sanitize_cuts_the_input_when_the_output_fits_exactly),
+        cmocka_unit_test(sanitize_results_for_smaller_caps_are_prefixes),
+        cmocka_unit_test(sanitize_every_scalar_value_round_trips),
+        cmocka_unit_test(sanitize_any_two_bytes_give_valid_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,16 +128,17 @@ export async function writeBytewise(sock, buf, pauseMs = 1) {
 //   bytewise: send the handshake one byte per write
 //   autoPong: answer control pings (default true)
 //   ms: handshake timeout
+//   extraHeaders: complete "Name: value\r\n" lines added to the handshake
 // Resolves with a connection object once the 101 arrived (and was checked).
 export async function wsConnect(server, path = defaultPath(), opts = {}) {
-    const { bytewise = false, autoPong = true, ms = 5000 } = opts;
+    const { bytewise = false, autoPong = true, ms = 5000, extraHeaders = '' } = opts;
     const sock = net.connect({ host: server.host, port: server.port });
     sock.setNoDelay(true);
     await withTimeout(new Promise((resolve, reject) => {
         sock.once('connect', resolve);
         sock.once('error', reject);
     }), 'TCP connect', ms);
-    const hs = handshakeRequest(server, path);
+    const hs = handshakeRequest(server, path, extraHeaders);
 
     const decoder = new FrameDecoder();
     const frames = [];
@@ -357,7 +358,9 @@ export async function runHark(args, { env = {}, cwd, ms = 5000 } = {}) {
 // config file at all; readiness is probed with Connection: close requests
 // over their own sockets (no idle keep-alive connection stays open, which
 // matters for connection-count limits); options.cwd sets the working
-// directory; options.port is the port to probe (defaults to config.port).
+// directory; options.port is the port to probe (defaults to config.port);
+// options.maxFiles caps the process's open files (soft and hard, like
+// `ulimit -n`), for the out-of-descriptors path.
 // Returns { host, port, proc, dir, output(), exited, stop() }.
 export async function launch(options = {}) {
     const dir = mkdtempSync(join(tmpdir(), 'hark-e2e-raw-'));
@@ -378,7 +381,10 @@ export async function launch(options = {}) {
         args.push('--config', configPath);
     }
     args.push(...(options.args || []));
-    const proc = spawn(HARK_BIN, args, { env: cleanEnv(options.env), cwd: options.cwd || dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, argv] = options.maxFiles
+        ? ['/bin/sh', ['-c', `ulimit -n ${Number(options.maxFiles)} && exec "$0" "$@"`, HARK_BIN, ...args]]
+        : [HARK_BIN, args];
+    const proc = spawn(cmd, argv, { env: cleanEnv(options.env), cwd: options.cwd || dir, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     proc.stdout.on('data', (d) => { out += d; });
     proc.stderr.on('data', (d) => { out += d; });
