@@ -121,6 +121,8 @@ int api_precheck(const hk_config *cfg, const http_request *req, char *message, s
         path += plen;
         path_len -= plen;
     }
+    if (ops_owns(req, path, path_len))
+        return 0; /* answered whatever the body */
     const char *p = path, *end = path + path_len, *seg;
     size_t seg_len;
     if (!next_segment(&p, end, &seg, &seg_len) || !seg_is(seg, seg_len, "apps") ||

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -137,7 +138,7 @@ static void account_input(conn *c)
         c->input_since_ms = now_ms(c);
     else if (!held)
         c->input_since_ms = 0;
-    c->held_input = (uint32_t)held;
+    c->held_input = held;
 }
 
 /* Frees incomplete input (never while a feed is using it). */
@@ -291,6 +292,8 @@ void conn_flush(conn *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 update_poll(c, true);
+                if (c->input_paused && q->bytes < c->w->cfg->max_output_bytes / 2)
+                    resume_input(c);
                 return;
             }
             conn_destroy(c); /* reset by peer, broken pipe */
@@ -407,15 +410,11 @@ static void http_fail(conn *c, int status, const char *message)
     conn_close_after_flush(c);
 }
 
-/* The client address behind a trusted proxy: the right-most address of
- * X-Forwarded-For that is not itself a trusted proxy. */
-static bool forwarded_client(const conn *c, const http_request *req, struct sockaddr_storage *out)
+/* Walks one X-Forwarded-For value right to left. Returns 1 with the client
+ * in out, 0 when every entry is a trusted proxy, -1 on an entry that is not
+ * an address (nothing further left can be trusted). */
+static int forwarded_in(const conn *c, const char *v, size_t end, struct sockaddr_storage *out)
 {
-    const http_header *h = http_request_header(req, "x-forwarded-for");
-    if (!h)
-        return false;
-    const char *v = h->value;
-    size_t end = h->value_len;
     while (end > 0) {
         size_t start = end;
         while (start > 0 && v[start - 1] != ',')
@@ -426,10 +425,27 @@ static bool forwarded_client(const conn *c, const http_request *req, struct sock
         while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
             b--;
         if (!cidr_parse_addr(v + a, b - a, out))
-            return false; /* not an address: trust nothing further left */
+            return -1;
         if (!cidr_list_contains(&c->w->srv->trusted, (struct sockaddr *)out))
-            return true;
+            return 1;
         end = start > 0 ? start - 1 : 0;
+    }
+    return 0;
+}
+
+/* The client address behind a trusted proxy: the right-most address of
+ * X-Forwarded-For that is not itself a trusted proxy. Several header lines
+ * form one list in order (a proxy may add its own line after the client's
+ * forged one), so the last line is read first. */
+static bool forwarded_client(const conn *c, const http_request *req, struct sockaddr_storage *out)
+{
+    for (size_t i = req->num_headers; i-- > 0;) {
+        const http_header *h = &req->headers[i];
+        if (h->name_len != 15 || strncasecmp(h->name, "x-forwarded-for", 15) != 0)
+            continue;
+        int r = forwarded_in(c, h->value, h->value_len, out);
+        if (r != 0)
+            return r > 0;
     }
     return false;
 }
@@ -628,7 +644,8 @@ static void on_readable(conn *c)
                 feed_http(c, (char *)w->read_buf, (size_t)n);
             else if (c->state == CONN_WS)
                 feed_ws(c, (char *)w->read_buf, (size_t)n);
-            /* CONN_CLOSING: discard until the peer's EOF */
+            else if (c->held_input)
+                drop_input(c); /* CONN_CLOSING: discard until the peer's EOF */
             if (c->state == CONN_DEAD)
                 return;
             account_input(c);
@@ -697,26 +714,40 @@ void conn_check_deadlines(conn *c, uint64_t now)
                   : "Request timeout: the request body did not arrive in time");
 }
 
+static int by_input_age(const void *a, const void *b)
+{
+    uint64_t x = (*(conn *const *)a)->input_since_ms, y = (*(conn *const *)b)->input_since_ms;
+    return x < y ? -1 : x > y;
+}
+
 void conn_shed_input(worker *w)
 {
     size_t target = w->pending_budget / 4 * 3;
-    while (w->pending_input > target) {
-        conn *victim = NULL;
-        for (conn *c = w->conns; c; c = c->next)
-            if (c->held_input && (c->state == CONN_HTTP || c->state == CONN_WS) &&
-                (!victim || c->input_since_ms < victim->input_since_ms))
-                victim = c;
-        if (!victim)
-            return;
-        w->stats.input_shed++;
-        log_debug("shedding %u bytes of incomplete input (%zu held in all)", victim->held_input,
-                  w->pending_input);
+    size_t n = 0, cap = 64;
+    conn **holders = xmalloc(cap * sizeof(*holders));
+    for (conn *c = w->conns; c; c = c->next) {
+        if (!c->held_input)
+            continue;
+        if (n == cap) {
+            cap *= 2;
+            holders = xrealloc(holders, cap * sizeof(*holders));
+        }
+        holders[n++] = c;
+    }
+    qsort(holders, n, sizeof(*holders), by_input_age);
+    for (size_t i = 0; i < n && w->pending_input > target; i++) {
+        conn *victim = holders[i];
         drop_input(victim);
+        if (victim->state == CONN_CLOSING)
+            continue; /* its input was to be discarded anyway */
+        w->stats.input_shed++;
+        log_debug("shed a connection's incomplete input (%zu bytes held in all)", w->pending_input);
         if (victim->state == CONN_HTTP)
             http_fail(victim, 503, "Server busy: too many incomplete requests, retry later");
         else
             conn_close_ws(victim, 4100, "Over capacity: incomplete message dropped");
     }
+    free(holders);
 }
 
 conn *conn_accept(worker *w, int fd, const struct sockaddr *sa, bool refuse_full)
@@ -762,7 +793,7 @@ conn *conn_accept(worker *w, int fd, const struct sockaddr *sa, bool refuse_full
             w->stats.ip_refused++;
             http_fail(c, 429, "Too many connections from your address");
         }
-    } else if (sa && srv->trusted.count && cidr_list_contains(&srv->trusted, sa)) {
+    } else if (sa && !refuse_full && srv->trusted.count && cidr_list_contains(&srv->trusted, sa)) {
         c->peer_trusted = true;
     }
     return c;

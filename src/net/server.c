@@ -121,8 +121,7 @@ void worker_reserve_returned(worker *w)
 {
     w->reserve_conn = NULL;
     w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (!w->draining || w->listen_fd >= 0)
-        resume_listener(w);
+    resume_listener(w);
 }
 
 #define EVICT_BATCH 16
@@ -255,12 +254,19 @@ static void on_sweep(uv_timer_t *t)
     if (stop_requested && !w->draining)
         start_drain(w);
 
-    if (w->listener_paused && (!w->reserve_conn || evict_idle_http(w) > 0))
-        resume_listener(w); /* try again: descriptors may have been freed */
+    if (w->reserve_fd < 0 && !w->reserve_conn) /* lost to another thread at the limit */
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (w->listener_paused)
+        resume_listener(w); /* accepting evicts or pauses again if still out */
 
     conn *next;
     for (conn *c = w->conns; c; c = next) {
         next = c->next;
+        if (w->draining && c->state == CONN_HTTP && c->http_phase == HTTP_IDLE &&
+            c->out.count == 0) {
+            conn_destroy(c); /* idle keep-alive: nothing to finish */
+            continue;
+        }
         conn_check_deadlines(c, now);
         if (c->state != CONN_WS)
             continue;

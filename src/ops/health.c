@@ -75,6 +75,13 @@ static void metrics(conn *c)
     buf_free(&b);
 }
 
+bool ops_owns(const http_request *req, const char *path, size_t len)
+{
+    return req->method_len == 3 && memcmp(req->method, "GET", 3) == 0 &&
+           (path_is(path, len, "/") || path_is(path, len, "/up") || path_is(path, len, "/ready") ||
+            path_is(path, len, "/metrics"));
+}
+
 bool ops_handle(conn *c, const http_request *req, const char *path, size_t len)
 {
     if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0)

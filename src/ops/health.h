@@ -9,6 +9,8 @@
 #include "net/conn.h"
 #include "net/http_parser.h"
 
+/* Is this request one of them (answered by ops_handle)? */
+bool ops_owns(const http_request *req, const char *path, size_t len);
 /* Answers and returns true when path is one of them. */
 bool ops_handle(conn *c, const http_request *req, const char *path, size_t len);
 

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { APPS, startHark, rest, raw, sleep, until, withTimeout } from './lib/harness.mjs';
 import { signedTarget } from './lib/clients.mjs';
-import { wsConnect, httpGet, launch } from './lib/rawtcp.mjs';
+import { wsConnect, httpGet, launch, encodeFrame, OP } from './lib/rawtcp.mjs';
 
 function rssKb(pid) {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -127,6 +127,18 @@ describe('limits: request deadlines and the check before a body', () => {
         assert.equal((idle.data.match(/HTTP\/1\.1/g) || []).length, 1, 'closed without a second answer');
     });
 
+    it('serves a health check whose body arrives late (no early refusal of non-API paths)', async () => {
+        const c = tcp(server);
+        await c.connected;
+        c.sock.write('GET /ready HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n');
+        await sleep(100);
+        assert.equal(c.status(), null);
+        c.sock.write('hello');
+        await until(() => c.status() !== null, 'the answer');
+        assert.equal(c.status(), 200, c.data);
+        c.sock.destroy();
+    });
+
     it('answers 408 to a body that does not arrive in time', async () => {
         const body = JSON.stringify({ name: 'e', channels: ['c'], data: 'x'.repeat(500) });
         const target = signedTarget(APPS.main, 'POST', `/apps/${APPS.main.id}/events`, body);
@@ -213,6 +225,42 @@ describe('limits: incomplete input in total', () => {
     });
 });
 
+describe('limits: incomplete input of closing connections', () => {
+    let server;
+    before(async () => {
+        server = await startHark({
+            config: {
+                workers: 1, max_pending_input_bytes: 400000,
+                apps: [{ ...APPS.main, user_authentication_required: true, user_authentication_timeout: 1 }, APPS.noclient],
+            },
+        });
+    });
+    after(async () => { await server.stop(); });
+
+    it('does not shed a new client for input held by connections the server is closing', async () => {
+        const frame = encodeFrame(JSON.stringify({ event: 'pusher:ping', data: 'x'.repeat(60000) }));
+        const partial = (bytes) => frame.subarray(0, bytes);
+        const parked = [];
+        for (let i = 0; i < 6; i++) {
+            const c = await wsConnect(server, undefined, { allowHalfOpen: true });
+            await c.established();
+            c.write(partial(60000)); // an unfinished 60 kB message
+            parked.push(c);
+        }
+        // all six are closed with 4009 (not signed in) and linger: they never finish closing
+        for (const c of parked) assert.equal((await c.closeFrame(4000)).payload.readUInt16BE(0), 4009);
+        const fresh = await wsConnect(server, `/app/${APPS.noclient.key}?protocol=7`); // no sign-in deadline
+        await fresh.established();
+        fresh.write(partial(50000)); // over the bound only with the closing ones counted
+        await sleep(300);
+        fresh.write(frame.subarray(50000)); // the rest of its message
+        const m = await fresh.nextMessage(3000);
+        assert.notEqual(m?.opcode, OP.CLOSE, `the new client was closed: ${m?.payload}`);
+        assert.equal(m.json.event, 'pusher:pong');
+        for (const c of [...parked, fresh]) c.destroy();
+    });
+});
+
 describe('limits: connections per address', () => {
     let server;
     before(async () => {
@@ -259,6 +307,17 @@ describe('limits: connections per address behind a trusted proxy', () => {
             'the forwarded address to have a slot again');
         a2.destroy();
         b1.destroy();
+    });
+
+    it('reads the proxy\'s own X-Forwarded-For line, not a forged one before it', async () => {
+        const forged = (n) => wsConnect(server, undefined, {
+            extraHeaders: `X-Forwarded-For: 10.9.9.${n}\r\nX-Forwarded-For: 198.51.100.7\r\n`,
+        });
+        const a = await forged(1);
+        const b = await forged(2);
+        await assert.rejects(forged(3), /expected 101, got: HTTP\/1\.1 429/);
+        a.destroy();
+        b.destroy();
     });
 });
 

@@ -129,10 +129,12 @@ export async function writeBytewise(sock, buf, pauseMs = 1) {
 //   autoPong: answer control pings (default true)
 //   ms: handshake timeout
 //   extraHeaders: complete "Name: value\r\n" lines added to the handshake
+//   allowHalfOpen: do not answer the server's FIN with ours (a peer that
+//     never finishes closing)
 // Resolves with a connection object once the 101 arrived (and was checked).
 export async function wsConnect(server, path = defaultPath(), opts = {}) {
-    const { bytewise = false, autoPong = true, ms = 5000, extraHeaders = '' } = opts;
-    const sock = net.connect({ host: server.host, port: server.port });
+    const { bytewise = false, autoPong = true, ms = 5000, extraHeaders = '', allowHalfOpen = false } = opts;
+    const sock = net.connect({ host: server.host, port: server.port, allowHalfOpen });
     sock.setNoDelay(true);
     await withTimeout(new Promise((resolve, reject) => {
         sock.once('connect', resolve);
