@@ -6,6 +6,7 @@
 #   make          build build/hark
 #   make fuzz     build libFuzzer targets into build/fuzz/ (FUZZ_SECONDS=N to run each)
 #   make bench    run the benchmark set (see bench/README.md)
+#   make soak     the 30-minute churn soak (bench/soak.sh), RSS sampled
 
 CC      ?= cc
 BUILD   ?= build
@@ -25,7 +26,7 @@ NODE_TEST := node --test $(shell node -e 'const [a,b]=process.versions.node.spli
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 
-.PHONY: all run test deps test-deps unit e2e e2e-workers asan fuzz fuzz-run bench clean format lint
+.PHONY: all run test deps test-deps unit e2e e2e-workers asan fuzz fuzz-run bench soak clean format lint
 
 all: $(BUILD)/hark
 
@@ -80,7 +81,8 @@ asan:
 
 test: test-deps
 	$(MAKE) all unit e2e-workers
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $(MAKE) asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    HARK_SOAK_SECONDS=$${HARK_SOAK_SECONDS:-60} $(MAKE) asan
 	$(MAKE) fuzz-run FUZZ_SECONDS=$${FUZZ_SECONDS:-10}
 
 # ---- fuzzing (libFuzzer, clang) -------------------------------------------
@@ -103,6 +105,9 @@ fuzz-run: fuzz
 # ---- benchmarks -----------------------------------------------------------
 bench: all
 	bench/run.sh
+
+soak: all tests/e2e/node_modules
+	bench/soak.sh
 
 # ---- housekeeping ---------------------------------------------------------
 format:
