@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "net/http_parser.h"
-#include "net/http_query.h"
+#include "util/http_query.h"
 
 static int fuzz_inside(const char *base, size_t len, const char *p, size_t n)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/utf8.h"
+#include "util/utf8.h"
 #include "net/ws_frame.h"
 #include "net/ws_reader.h"
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "api/api_internal.h"
-#include "net/http_query.h"
+#include "util/http_query.h"
 #include "protocol/channel_name.h"
 
 static bool query_info(api_request *r, api_info *info)

@@ -143,8 +143,6 @@ static bool parse_item(api_request *r, json_t *obj, publish_item *it, bool singl
 
 static void publish(api_request *r, const publish_item *it)
 {
-    buf b;
-    buf_init(&b);
     char name[256];
     size_t n = it->name_len < sizeof(name) - 1 ? it->name_len : sizeof(name) - 1;
     memcpy(name, it->name, n);
@@ -155,13 +153,14 @@ static void publish(api_request *r, const publish_item *it)
             it->channel_lens[i] < sizeof(channel) - 1 ? it->channel_lens[i] : sizeof(channel) - 1;
         memcpy(channel, it->channels[i], cl);
         channel[cl] = '\0';
-        buf_reset(&b);
+        buf b; /* encoded straight into the frame every subscriber shares */
+        frame_buf_init(&b);
+        buf_reserve(&b, it->data_len + cl + n + 64);
         pusher_encode_string_data(&b, name, channel, it->data, it->data_len);
-        frame *f = frame_ws_text(b.data, b.len);
+        frame *f = frame_buf_take(&b);
         hub_publish(r->hub, channel, cl, f, it->except[0] ? it->except : NULL);
         frame_unref(f);
     }
-    buf_free(&b);
 }
 
 /* {"name":{counts},...} for the item's channels. */

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "api/api_internal.h"
-#include "net/http_query.h"
+#include "util/http_query.h"
 #include "net/http_response.h"
 #include "net/worker.h"
 #include "ops/health.h"

@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "hub/frame.h"
+#include "util/frame.h"
 #include "protocol/channel_name.h"
 #include "util/buf.h"
 

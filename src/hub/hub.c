@@ -95,7 +95,7 @@ void hub_emit(hub_app *app, const webhook_event *ev)
 
 void hub_send_payload(subscriber *s, const buf *payload)
 {
-    frame *f = frame_ws_text(payload->data, payload->len);
+    frame *f = frame_message(payload->data, payload->len);
     s->ops->send(s, f);
     frame_unref(f);
 }

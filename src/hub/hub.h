@@ -23,7 +23,7 @@
 
 #include "config/config.h"
 #include "hub/directory.h"
-#include "hub/frame.h"
+#include "util/frame.h"
 #include "protocol/channel_name.h"
 #include "util/strmap.h"
 #include "webhook/webhook.h"

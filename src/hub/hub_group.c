@@ -51,7 +51,7 @@ void hub_group_send_except_id(hub_app *app, uint8_t kind, const char *name, size
         /* One copy per worker (never per subscriber): each worker then counts
          * references on its own cache line instead of all workers contending
          * for one atomic counter during fan-out. */
-        frame *copy = f ? frame_raw(f->data, f->len) : NULL;
+        frame *copy = f ? frame_copy(f) : NULL;
         inbox_push(self->peers[i], kind, app->index, name, len, copy, except_id);
         if (copy)
             frame_unref(copy);
@@ -70,7 +70,7 @@ void hub_group_send(hub_app *app, uint8_t kind, const char *name, size_t len, fr
 void hub_group_publish_payload(hub_app *app, const char *channel, size_t len, const buf *payload,
                                const subscriber *except)
 {
-    frame *f = frame_ws_text(payload->data, payload->len);
+    frame *f = frame_message(payload->data, payload->len);
     hub_group_send(app, MSG_PUBLISH, channel, len, f, except);
     frame_unref(f);
 }

@@ -14,7 +14,7 @@
 
 #include "api/router.h"
 #include "net/ip_limit.h"
-#include "net/utf8.h"
+#include "util/utf8.h"
 #include "net/http_parser.h"
 #include "net/http_response.h"
 #include "net/server.h"
@@ -38,6 +38,19 @@ static uint64_t now_ms(const conn *c)
 
 /* ---- output queue ------------------------------------------------------------ */
 
+/* The framing a frame gets on the wire: a message is sent as one WebSocket
+ * text frame (its header is written at flush time, so the shared frame
+ * holds only the message); raw frames get none. */
+static size_t head_len(const frame *f)
+{
+    return f->kind == FRAME_MESSAGE ? ws_frame_header_len(f->len) : 0;
+}
+
+static size_t wire_len(const frame *f)
+{
+    return head_len(f) + f->len;
+}
+
 static void outq_push(conn *c, frame *f)
 {
     outq *q = &c->out;
@@ -60,7 +73,7 @@ static void outq_push(conn *c, frame *f)
     }
     q->items[(q->head + q->count) & (q->cap - 1)] = frame_ref(f);
     q->count++;
-    q->bytes += f->len;
+    q->bytes += wire_len(f);
     worker_mark_dirty(c->w, c);
 }
 
@@ -79,7 +92,7 @@ static void outq_drop_unsent(outq *q)
     uint32_t keep = q->head_off > 0 ? 1 : 0;
     while (q->count > keep) {
         uint32_t last = (q->head + q->count - 1) & (q->cap - 1);
-        q->bytes -= q->items[last]->len;
+        q->bytes -= wire_len(q->items[last]);
         frame_unref(q->items[last]);
         q->count--;
     }
@@ -98,7 +111,7 @@ void conn_send(conn *c, frame *f)
 {
     if (c->state != CONN_WS && c->state != CONN_HTTP)
         return;
-    if (c->state == CONN_WS && c->out.bytes + f->len > c->w->cfg->max_output_bytes) {
+    if (c->state == CONN_WS && c->out.bytes + wire_len(f) > c->w->cfg->max_output_bytes) {
         c->w->stats.slow_consumers_closed++;
         log_debug("closing slow consumer %s: %zu bytes unsent", c->sub.socket_id, c->out.bytes);
         outq_drop_unsent(&c->out);
@@ -110,7 +123,7 @@ void conn_send(conn *c, frame *f)
 
 void conn_send_text(conn *c, const char *payload, size_t len)
 {
-    frame *f = frame_ws_text(payload, len);
+    frame *f = frame_message(payload, len);
     conn_send(c, f);
     frame_unref(f);
 }
@@ -191,7 +204,7 @@ void conn_close_ws(conn *c, int code, const char *message)
         buf b;
         buf_init(&b);
         pusher_encode_error(&b, code, message);
-        frame *f = frame_ws_text(b.data, b.len);
+        frame *f = frame_message(b.data, b.len);
         outq_push(c, f);
         frame_unref(f);
         buf_free(&b);
@@ -276,15 +289,31 @@ void conn_flush(conn *c)
     }
     while (q->count > 0) {
         struct iovec iov[64];
-        int n = 0;
+        uint8_t heads[32][WS_SERVER_HEADER_MAX];
+        int n = 0, nheads = 0;
+        uint32_t frames = 0;
         size_t total = 0;
-        for (uint32_t i = 0; i < q->count && n < 64; i++) {
-            frame *f = q->items[(q->head + i) & (q->cap - 1)];
-            size_t off = i == 0 ? q->head_off : 0;
+        for (; frames < q->count && n < 63; frames++) {
+            frame *f = q->items[(q->head + frames) & (q->cap - 1)];
+            size_t off = frames == 0 ? q->head_off : 0;
+            size_t hl = head_len(f);
+            if (hl) {
+                if (nheads == 32)
+                    break;
+                uint8_t *h = heads[nheads++];
+                ws_frame_encode_header(h, WS_OP_TEXT, true, f->len);
+                if (off < hl) {
+                    iov[n].iov_base = h + off;
+                    iov[n].iov_len = hl - off;
+                    total += iov[n++].iov_len;
+                    off = 0;
+                } else {
+                    off -= hl;
+                }
+            }
             iov[n].iov_base = f->data + off;
             iov[n].iov_len = f->len - off;
-            total += iov[n].iov_len;
-            n++;
+            total += iov[n++].iov_len;
         }
         ssize_t wr = writev(c->fd, iov, n);
         if (wr < 0) {
@@ -299,17 +328,17 @@ void conn_flush(conn *c)
             conn_destroy(c); /* reset by peer, broken pipe */
             return;
         }
-        c->w->stats.frames_out += (uint64_t)n;
         if (wr > 0)
             c->out_progress_ms = now_ms(c);
         q->bytes -= (size_t)wr;
         size_t left = (size_t)wr;
         while (left > 0) {
             frame *f = q->items[q->head];
-            size_t rest = f->len - q->head_off;
+            size_t rest = wire_len(f) - q->head_off;
             if (left >= rest) {
                 left -= rest;
                 outq_pop(q);
+                c->w->stats.frames_out++;
             } else {
                 q->head_off += (uint32_t)left;
                 left = 0;

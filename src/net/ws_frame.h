@@ -60,6 +60,12 @@ int ws_frame_parse_header(const uint8_t *data, size_t len, bool require_mask, ui
 void ws_frame_unmask(uint8_t *payload, size_t len, const uint8_t mask[4], uint64_t offset);
 
 /* Writes an unmasked server frame header into out and returns its length. */
+/* The header length of an unmasked server frame carrying len bytes. */
+static inline size_t ws_frame_header_len(size_t len)
+{
+    return len < 126 ? 2 : len < 65536 ? 4 : 10;
+}
+
 size_t ws_frame_encode_header(uint8_t out[WS_SERVER_HEADER_MAX], uint8_t opcode, bool fin,
                               uint64_t payload_len);
 

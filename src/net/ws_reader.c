@@ -1,6 +1,6 @@
 #include "net/ws_reader.h"
 
-#include "net/utf8.h"
+#include "util/utf8.h"
 #include "net/ws_frame.h"
 
 #include <stdlib.h>

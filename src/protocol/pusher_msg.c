@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/utf8.h"
+#include "util/utf8.h"
 #include "util/json_write.h"
 #include "util/xalloc.h"
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/http_query.h"
-#include "net/utf8.h"
+#include "util/http_query.h"
+#include "util/utf8.h"
 #include "protocol/signature.h"
 #include "util/buf.h"
 

@@ -69,12 +69,11 @@ void handle_client_event(conn *c, const pusher_msg *m)
      * character and make every receiver fail the connection with 1007). */
     const char *event = m->event;
     buf b;
-    buf_init(&b);
+    frame_buf_init(&b);
     pusher_encode_raw_data(&b, event, slot->channel->name, data, data_len,
                            slot->member ? slot->member->id : NULL);
-    frame *f = frame_ws_text(b.data, b.len);
+    frame *f = frame_buf_take(&b);
     hub_client_event(&c->sub, slot, f, event, data, data_len);
     frame_unref(f);
-    buf_free(&b);
     free(data);
 }

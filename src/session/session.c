@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/http_query.h"
+#include "util/http_query.h"
 #include "net/server.h"
-#include "net/utf8.h"
+#include "util/utf8.h"
 #include "net/worker.h"
 #include "net/ws_frame.h"
 #include "protocol/errors.h"

@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "net/http_query.h"
+#include "util/http_query.h"
 
 static long decode(const char *in, char *out, bool plus)
 {

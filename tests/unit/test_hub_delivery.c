@@ -56,7 +56,7 @@ static void client_event_goes_to_others_and_to_webhooks(void **state)
 
     static const char ev[] = "{\"event\":\"client-typing\",\"data\":{\"t\":1},\"channel\":"
                              "\"presence-chat\",\"user_id\":\"alice\"}";
-    frame *f = frame_ws_text(ev, strlen(ev));
+    frame *f = frame_message(ev, strlen(ev));
     sub_slot *slot = hub_subscription(&a->base, "presence-chat", 13);
     assert_non_null(slot);
     hub_client_event(&a->base, slot, f, "client-typing", "{\"t\":1}", 7);
@@ -73,7 +73,7 @@ static void client_event_goes_to_others_and_to_webhooks(void **state)
 
     /* on a private channel there is no user_id */
     static const char ev2[] = "{\"event\":\"client-x\",\"data\":\"s\",\"channel\":\"private-p\"}";
-    f = frame_ws_text(ev2, strlen(ev2));
+    f = frame_message(ev2, strlen(ev2));
     hub_client_event(&b->base, hub_subscription(&b->base, "private-p", 9), f, "client-x", "\"s\"",
                      3);
     frame_unref(f);

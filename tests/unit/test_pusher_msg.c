@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "net/utf8.h"
+#include "util/utf8.h"
 #include "protocol/pusher_msg.h"
 
 static int decode(const char *text, pusher_msg *m, char *err, size_t cap)

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "net/utf8.h"
+#include "util/utf8.h"
 #include "protocol/rest_auth.h"
 #include "protocol/signature.h"
 

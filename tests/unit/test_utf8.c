@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "net/utf8.h"
+#include "util/utf8.h"
 
 static bool valid(const char *s, size_t n)
 {

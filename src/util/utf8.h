@@ -2,8 +2,8 @@
  * nothing above U+10FFFF), as RFC 6455 requires of text frames, and
  * sanitizing client bytes before they are quoted in an error message or a
  * close reason. */
-#ifndef HARK_NET_UTF8_H
-#define HARK_NET_UTF8_H
+#ifndef HARK_UTIL_UTF8_H
+#define HARK_UTIL_UTF8_H
 
 #include <stdbool.h>
 #include <stddef.h>

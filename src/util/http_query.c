@@ -1,4 +1,4 @@
-#include "net/http_query.h"
+#include "util/http_query.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* http_query — iterate and percent-decode URL query strings and path parts. */
-#ifndef HARK_NET_HTTP_QUERY_H
-#define HARK_NET_HTTP_QUERY_H
+#ifndef HARK_UTIL_HTTP_QUERY_H
+#define HARK_UTIL_HTTP_QUERY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,60 @@
+#include "util/frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/xalloc.h"
+
+static frame *frame_alloc(size_t len, uint8_t kind)
+{
+    frame *f = xmalloc(sizeof(*f) + len);
+    atomic_init(&f->refs, 1);
+    f->len = (uint32_t)len;
+    f->kind = kind;
+    return f;
+}
+
+frame *frame_message(const char *payload, size_t len)
+{
+    frame *f = frame_alloc(len, FRAME_MESSAGE);
+    memcpy(f->data, payload, len);
+    return f;
+}
+
+frame *frame_raw(const void *bytes, size_t len)
+{
+    frame *f = frame_alloc(len, FRAME_RAW);
+    memcpy(f->data, bytes, len);
+    return f;
+}
+
+frame *frame_copy(const frame *src)
+{
+    frame *f = frame_alloc(src->len, src->kind);
+    memcpy(f->data, src->data, src->len);
+    return f;
+}
+
+void frame_buf_init(buf *b)
+{
+    buf_init(b);
+    buf_reserve(b, offsetof(frame, data) + 256);
+    memset(b->data, 0, offsetof(frame, data));
+    b->len = offsetof(frame, data);
+}
+
+frame *frame_buf_take(buf *b)
+{
+    size_t len = b->len - offsetof(frame, data);
+    frame *f = (frame *)buf_steal(b); /* buf's allocation, fields at the front */
+    atomic_init(&f->refs, 1);
+    f->len = (uint32_t)len;
+    f->kind = FRAME_MESSAGE;
+    return f;
+}
+
+void frame_unref(frame *f)
+{
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+        free(f);
+}
