@@ -13,13 +13,11 @@
 #include "util/buf.h"
 #include "util/json_write.h"
 
-hub *hub_new(const hk_config *cfg, uint32_t node_id, hub_webhook_fn webhook, void *webhook_ctx)
+hub *hub_new(const hk_config *cfg, uint32_t node_id)
 {
     hub *h = xcalloc(1, sizeof(*h));
     h->cfg = cfg;
     h->node_id = node_id;
-    h->webhook = webhook;
-    h->webhook_ctx = webhook_ctx;
     h->num_apps = cfg->num_apps;
     h->apps = xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof(*h->apps));
     for (size_t i = 0; i < cfg->num_apps; i++) {
@@ -87,10 +85,23 @@ hub_app *hub_app_of(hub *h, const hk_app *app)
     return &h->apps[app - h->cfg->apps];
 }
 
-void hub_emit(hub_app *app, const webhook_event *ev)
+void hub_observe(hub *h, hub_observer_fn fn, void *ctx)
 {
-    if (app->hub->webhook)
-        app->hub->webhook(app->hub->webhook_ctx, app->cfg, ev);
+    if (h->num_observers == HUB_MAX_OBSERVERS)
+        abort(); /* a wiring mistake, found at start */
+    h->observers[h->num_observers].fn = fn;
+    h->observers[h->num_observers].ctx = ctx;
+    h->num_observers++;
+}
+
+void hub_emit(hub_app *app, const hub_event *ev)
+{
+    hub *h = app->hub;
+    hub_event e = *ev;
+    if (e.channel && !e.channel_len)
+        e.channel_len = strlen(e.channel);
+    for (size_t i = 0; i < h->num_observers; i++)
+        h->observers[i].fn(h->observers[i].ctx, app->cfg, &e);
 }
 
 void hub_send_payload(subscriber *s, const buf *payload)
@@ -161,6 +172,8 @@ void hub_detach(subscriber *s)
 
     strmap_remove(&app->sockets, s->socket_id, s->socket_id_len);
     directory_add_connection(app->hub->dir, app->index, -1);
+    hub_event ev = {.kind = HUB_CONNECTION_CLOSED, .socket_id = s->socket_id};
+    hub_emit(app, &ev);
     s->app = NULL;
 }
 

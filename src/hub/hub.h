@@ -26,7 +26,6 @@
 #include "util/frame.h"
 #include "protocol/channel_name.h"
 #include "util/strmap.h"
-#include "webhook/webhook.h"
 
 typedef struct hub hub;
 typedef struct hub_app hub_app;
@@ -98,7 +97,39 @@ struct hub_user {
     char id[];
 };
 
-typedef void (*hub_webhook_fn)(void *ctx, const hk_app *app, const webhook_event *ev);
+/* What observers see (webhooks now; history, metrics and a cluster bus
+ * later), in the order it happens on the hub's thread. */
+enum hub_event_kind {
+    HUB_CHANNEL_OCCUPIED,   /* a channel's subscriptions went 0 → 1 (all workers) */
+    HUB_CHANNEL_VACATED,    /* 1 → 0 */
+    HUB_MEMBER_ADDED,       /* a user's first subscription to a presence channel */
+    HUB_MEMBER_REMOVED,     /* the user's last one ended */
+    HUB_CLIENT_EVENT,       /* a client-* event relayed (frame: the message as sent) */
+    HUB_CACHE_MISS,         /* a cache channel had nothing to replay */
+    HUB_SUBSCRIPTION_COUNT, /* the channel's subscription count changed */
+    HUB_PUBLISH,            /* an event published to a channel (frame: the message) */
+    HUB_CONNECTION_CLOSED,  /* a subscriber left the app (socket_id) */
+};
+
+/* One event. Strings are borrowed for the call only; unused fields are
+ * NULL / 0. */
+typedef struct hub_event {
+    enum hub_event_kind kind;
+    const char *channel;
+    size_t channel_len;
+    const char *user_id; /* member events; client events on presence channels */
+    const char *event;   /* client event name */
+    const char *data;    /* client event data as JSON text as sent */
+    size_t data_len;
+    const char *socket_id; /* client events, connection ends */
+    long subscription_count;
+    const frame *frame; /* publishes and client events */
+} hub_event;
+
+/* Called on the hub's thread; must not block (hand work to another thread). */
+typedef void (*hub_observer_fn)(void *ctx, const hk_app *app, const hub_event *ev);
+
+#define HUB_MAX_OBSERVERS 4
 
 struct hub_app {
     const hk_app *cfg;
@@ -132,8 +163,11 @@ struct hub {
     hub_app *apps; /* index-aligned with cfg->apps */
     size_t num_apps;
     uint32_t node_id; /* first part of socket ids */
-    hub_webhook_fn webhook;
-    void *webhook_ctx;
+    struct {
+        hub_observer_fn fn;
+        void *ctx;
+    } observers[HUB_MAX_OBSERVERS];
+    size_t num_observers;
     directory *dir;
     bool owns_dir;
     hub **peers; /* every hub of the server, this one included */
@@ -144,7 +178,9 @@ struct hub {
 };
 
 /* A hub on its own (one worker, private directory). */
-hub *hub_new(const hk_config *cfg, uint32_t node_id, hub_webhook_fn webhook, void *webhook_ctx);
+hub *hub_new(const hk_config *cfg, uint32_t node_id);
+/* Adds an observer of every event (at most HUB_MAX_OBSERVERS). */
+void hub_observe(hub *h, hub_observer_fn fn, void *ctx);
 /* Joins a group of workers sharing dir (replaces the private directory).
  * peers must outlive the hub; wake is called from other threads. */
 void hub_join_group(hub *h, directory *dir, hub **peers, size_t num_peers, hub_wake_fn wake,
@@ -190,7 +226,7 @@ hub_channel *hub_channel_find(hub_app *app, const char *name, size_t len);
  * "#server-to-user-<id>" reaches every connection signed in as <id>. */
 void hub_publish(hub_app *app, const char *name, size_t len, frame *f,
                  const char *except_socket_id);
-/* A client event from s on its subscribed channel (reported to webhooks). */
+/* A client event from s on its subscribed channel (reported to observers). */
 void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event, const char *data,
                       size_t data_len);
 

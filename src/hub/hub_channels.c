@@ -84,9 +84,8 @@ static void member_event(hub_app *app, const char *channel, size_t channel_len, 
     buf_free(&data);
     buf_free(&payload);
 
-    webhook_event ev = {.kind = added ? WEBHOOK_MEMBER_ADDED : WEBHOOK_MEMBER_REMOVED,
-                        .channel = channel,
-                        .user_id = id};
+    hub_event ev = {
+        .kind = added ? HUB_MEMBER_ADDED : HUB_MEMBER_REMOVED, .channel = channel, .user_id = id};
     hub_emit(app, &ev);
 }
 
@@ -105,8 +104,8 @@ static void subscription_count_changed(hub_app *app, const char *channel, size_t
         hub_group_publish_payload(app, channel, len, &payload, NULL);
         buf_free(&payload);
     }
-    webhook_event ev = {
-        .kind = WEBHOOK_SUBSCRIPTION_COUNT, .channel = channel, .subscription_count = total};
+    hub_event ev = {
+        .kind = HUB_SUBSCRIPTION_COUNT, .channel = channel, .subscription_count = total};
     hub_emit(app, &ev);
 }
 
@@ -201,14 +200,14 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
         buf_append_char(&payload, '}');
         hub_send_payload(s, &payload);
         buf_free(&payload);
-        webhook_event ev = {.kind = WEBHOOK_CACHE_MISS, .channel = ch->name};
+        hub_event ev = {.kind = HUB_CACHE_MISS, .channel = ch->name};
         hub_emit(app, &ev);
     }
     if (r.new_member)
         member_event(app, ch->name, ch->name_len, join->user_id, join->user_id_len, join->user_info,
                      join->user_info_len, s);
     if (r.total == 1) {
-        webhook_event ev = {.kind = WEBHOOK_CHANNEL_OCCUPIED, .channel = ch->name};
+        hub_event ev = {.kind = HUB_CHANNEL_OCCUPIED, .channel = ch->name};
         hub_emit(app, &ev);
     }
     subscription_count_changed(app, ch->name, ch->name_len, r.total);
@@ -262,7 +261,7 @@ void hub_unsubscribe_slot(subscriber *s, uint32_t i)
     if (member_removed)
         member_event(app, name, name_len, member_id, member_len, NULL, 0, NULL);
     if (total == 0) {
-        webhook_event ev = {.kind = WEBHOOK_CHANNEL_VACATED, .channel = name};
+        hub_event ev = {.kind = HUB_CHANNEL_VACATED, .channel = name};
         hub_emit(app, &ev);
     }
     subscription_count_changed(app, name, name_len, total);
@@ -289,6 +288,8 @@ void hub_publish(hub_app *app, const char *name, size_t len, frame *f, const cha
     if (kind.cache)
         directory_cache_store(app->hub->dir, app->index, name, len, f, app->cfg->cache_ttl);
     hub_group_send_except_id(app, MSG_PUBLISH, name, len, f, except_socket_id);
+    hub_event ev = {.kind = HUB_PUBLISH, .channel = name, .channel_len = len, .frame = f};
+    hub_emit(app, &ev);
 }
 
 void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event, const char *data,
@@ -296,12 +297,13 @@ void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event
 {
     hub_channel *ch = slot->channel;
     hub_group_send(s->app, MSG_PUBLISH, ch->name, ch->name_len, f, s);
-    webhook_event ev = {.kind = WEBHOOK_CLIENT_EVENT,
-                        .channel = ch->name,
-                        .user_id = slot->member ? slot->member->id : NULL,
-                        .event = event,
-                        .data = data,
-                        .data_len = data_len,
-                        .socket_id = s->socket_id};
+    hub_event ev = {.kind = HUB_CLIENT_EVENT,
+                    .channel = ch->name,
+                    .user_id = slot->member ? slot->member->id : NULL,
+                    .event = event,
+                    .data = data,
+                    .data_len = data_len,
+                    .socket_id = s->socket_id,
+                    .frame = f};
     hub_emit(s->app, &ev);
 }

@@ -18,7 +18,7 @@ enum hub_msg_kind {
 };
 
 /* hub.c */
-void hub_emit(hub_app *app, const webhook_event *ev);
+void hub_emit(hub_app *app, const hub_event *ev);
 void hub_send_payload(subscriber *s, const buf *payload);
 void hub_broadcast(hub_channel *ch, frame *f, const subscriber *except);
 

@@ -358,9 +358,20 @@ static long raise_fd_limit(const hk_config *cfg)
     return cfg->max_connections < 0 || cfg->max_connections > fit ? fit : cfg->max_connections;
 }
 
-static void webhook_bridge(void *ctx, const hk_app *app, const webhook_event *ev)
+/* Webhooks observe the hub: its first seven kinds are webhook kinds. */
+static void webhook_observer(void *ctx, const hk_app *app, const hub_event *ev)
 {
-    webhooks_emit(ctx, app, ev);
+    if (ev->kind > HUB_SUBSCRIPTION_COUNT)
+        return;
+    webhook_event we = {.kind = (enum webhook_kind)ev->kind,
+                        .channel = ev->channel,
+                        .user_id = ev->user_id,
+                        .event = ev->event,
+                        .data = ev->data,
+                        .data_len = ev->data_len,
+                        .socket_id = ev->socket_id,
+                        .subscription_count = ev->subscription_count};
+    webhooks_emit(ctx, app, &we);
 }
 
 static void on_wakeup(uv_async_t *a)
@@ -431,7 +442,8 @@ int server_run(const hk_config *cfg, webhooks *wh)
         w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         w->read_buf = xmalloc(WORKER_READ_BUF);
         w->pending_budget = cfg->max_pending_input_bytes / n;
-        w->hub = hub_new(cfg, w->id, webhook_bridge, wh);
+        w->hub = hub_new(cfg, w->id);
+        hub_observe(w->hub, webhook_observer, wh);
         hubs[i] = w->hub;
         uv_loop_init(&w->loop);
         uv_poll_init_socket(&w->loop, &w->listener, w->listen_fd);

@@ -77,10 +77,10 @@ static void rec_clear(rec_sub *r)
     r->num_msgs = 0;
 }
 
-/* ---- recording webhook sink ----------------------------------------------- */
+/* ---- recording observer ------------------------------------------------------ */
 
 typedef struct wh_rec {
-    enum webhook_kind kind;
+    enum hub_event_kind kind;
     size_t app;
     char *channel;
     char *user_id;
@@ -103,7 +103,7 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static void record_webhook(void *ctx, const hk_app *app, const webhook_event *ev)
+static void record_event(void *ctx, const hk_app *app, const hub_event *ev)
 {
     fixture *fx = ctx;
     assert_true(app >= fx->cfg.apps && app < fx->cfg.apps + fx->cfg.num_apps);
@@ -112,11 +112,13 @@ static void record_webhook(void *ctx, const hk_app *app, const webhook_event *ev
         fx->hooks = realloc(fx->hooks, fx->hooks_cap * sizeof(*fx->hooks));
         assert_non_null(fx->hooks);
     }
-    assert_non_null(ev->channel);
+    assert_true(ev->channel || ev->kind == HUB_CONNECTION_CLOSED);
+    if (ev->channel)
+        assert_int_equal(strlen(ev->channel), ev->channel_len);
     fx->hooks[fx->num_hooks++] = (wh_rec){
         .kind = ev->kind,
         .app = (size_t)(app - fx->cfg.apps),
-        .channel = strdup(ev->channel),
+        .channel = ev->channel ? strndup(ev->channel, ev->channel_len) : strdup(""),
         .user_id = dup_or_null(ev->user_id),
         .event = dup_or_null(ev->event),
         .data = ev->data ? strndup(ev->data, ev->data_len) : NULL,
@@ -138,7 +140,7 @@ static void hooks_clear(fixture *fx)
 }
 
 /* Webhooks of a kind on a channel (user_id NULL = any user). */
-static size_t hooks_count(const fixture *fx, enum webhook_kind kind, const char *channel,
+static size_t hooks_count(const fixture *fx, enum hub_event_kind kind, const char *channel,
                           const char *user_id)
 {
     size_t n = 0;
@@ -154,7 +156,7 @@ static size_t hooks_count(const fixture *fx, enum webhook_kind kind, const char 
 }
 
 /* The last webhook of a kind on a channel, or NULL. */
-static const wh_rec *hooks_last(const fixture *fx, enum webhook_kind kind, const char *channel)
+static const wh_rec *hooks_last(const fixture *fx, enum hub_event_kind kind, const char *channel)
 {
     for (size_t i = fx->num_hooks; i-- > 0;)
         if (fx->hooks[i].kind == kind && strcmp(fx->hooks[i].channel, channel) == 0)
@@ -188,7 +190,8 @@ static int setup(void **state)
     }
     fx->cfg.apps[APP_COUNTING].subscription_count = true;
     fx->cfg.apps[APP_NO_CACHE].cache_ttl = 0;
-    fx->hub = hub_new(&fx->cfg, 1, record_webhook, fx);
+    fx->hub = hub_new(&fx->cfg, 1);
+    hub_observe(fx->hub, record_event, fx);
     assert_non_null(fx->hub);
     *state = fx;
     return 0;

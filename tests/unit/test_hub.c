@@ -44,31 +44,31 @@ static void subscribe_sends_succeeded_and_occupied_once(void **state)
 
     assert_int_equal(subscribe(a, "news"), HUB_SUBSCRIBED);
     assert_only_msg(a, SUCCEEDED("news"));
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_OCCUPIED, "news", NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, "news", NULL), 1);
     assert_non_null(hub_subscription(&a->base, "news", 4));
     assert_null(hub_subscription(&a->base, "new", 3));
 
     assert_int_equal(subscribe(b, "news"), HUB_SUBSCRIBED);
     assert_only_msg(b, SUCCEEDED("news"));
     assert_int_equal(a->num_msgs, 1); /* nothing to the others */
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_OCCUPIED, "news", NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, "news", NULL), 1);
     /* no subscription_count when the app does not ask for it */
-    assert_int_equal(hooks_count(fx, WEBHOOK_SUBSCRIPTION_COUNT, "news", NULL), 0);
+    assert_int_equal(hooks_count(fx, HUB_SUBSCRIPTION_COUNT, "news", NULL), 0);
     assert_int_equal(hub_channel_find(app_of(fx, APP_DEFAULT), "news", 4)->num_subs, 2);
 
     assert_true(unsubscribe(a, "news"));
     assert_false(unsubscribe(a, "news"));
     assert_false(unsubscribe(a, "other"));
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_VACATED, "news", NULL), 0);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, "news", NULL), 0);
     assert_true(unsubscribe(b, "news"));
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_VACATED, "news", NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, "news", NULL), 1);
     assert_null(hub_channel_find(app_of(fx, APP_DEFAULT), "news", 4));
     assert_int_equal(a->base.num_slots, 0);
     assert_int_equal(fx->num_hooks, 2);
 
     /* occupied again after vacated */
     assert_int_equal(subscribe(a, "news"), HUB_SUBSCRIBED);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_OCCUPIED, "news", NULL), 2);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, "news", NULL), 2);
 }
 
 static void resubscribe_is_idempotent(void **state)
@@ -108,7 +108,7 @@ static void resubscribe_is_idempotent(void **state)
 
     /* one unsubscribe is enough to leave */
     assert_true(unsubscribe(a, "presence-r"));
-    assert_int_equal(hooks_count(fx, WEBHOOK_MEMBER_REMOVED, "presence-r", "u1"), 1);
+    assert_int_equal(hooks_count(fx, HUB_MEMBER_REMOVED, "presence-r", "u1"), 1);
     assert_int_equal(ch->members.count, 1);
 }
 
@@ -124,8 +124,8 @@ static void presence_succeeded_data_is_exact(void **state)
                        "\\\"name\\\":\\\"Ann\\\"}},\\\"count\\\":1}}\",\"channel\":"
                        "\"presence-room\"}");
     /* first member: member_added webhook, nobody else to tell */
-    assert_int_equal(hooks_count(fx, WEBHOOK_MEMBER_ADDED, "presence-room", "u1"), 1);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_OCCUPIED, "presence-room", NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_MEMBER_ADDED, "presence-room", "u1"), 1);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, "presence-room", NULL), 1);
 
     /* absent user_info is stored as null and still listed in hash */
     assert_int_equal(join(b, "presence-room", "u\"2", "null"), HUB_SUBSCRIBED);
@@ -182,7 +182,7 @@ static void presence_is_per_user_not_per_connection(void **state)
     assert_int_equal(join(a2, room, "alice", "{\"tab\":2}"), HUB_SUBSCRIBED);
     assert_int_equal(a1->num_msgs, 0);
     assert_int_equal(b->num_msgs, 0);
-    assert_int_equal(hooks_count(fx, WEBHOOK_MEMBER_ADDED, room, NULL), 0);
+    assert_int_equal(hooks_count(fx, HUB_MEMBER_ADDED, room, NULL), 0);
     assert_int_equal(a2->num_msgs, 1);
     json_t *p = presence_of(a2->msgs[0], room);
     static const char *const ids[] = {"alice", "bob"};
@@ -220,7 +220,7 @@ static void presence_is_per_user_not_per_connection(void **state)
     /* the first tab leaves: alice is still present, nobody is told */
     assert_true(unsubscribe(a1, room));
     assert_int_equal(a2->num_msgs + b->num_msgs + c->num_msgs, 0);
-    assert_int_equal(hooks_count(fx, WEBHOOK_MEMBER_REMOVED, room, NULL), 0);
+    assert_int_equal(hooks_count(fx, HUB_MEMBER_REMOVED, room, NULL), 0);
     assert_int_equal(ch->members.count, 3);
 
     /* the last tab leaves (by disconnecting): member_removed to the others */
@@ -231,20 +231,20 @@ static void presence_is_per_user_not_per_connection(void **state)
     assert_only_msg(b, alice_removed);
     assert_only_msg(c, alice_removed);
     assert_int_equal(a1->num_msgs, 0);
-    assert_int_equal(hooks_count(fx, WEBHOOK_MEMBER_REMOVED, room, "alice"), 1);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_VACATED, room, NULL), 0);
+    assert_int_equal(hooks_count(fx, HUB_MEMBER_REMOVED, room, "alice"), 1);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, room, NULL), 0);
     assert_int_equal(ch->members.count, 2);
 
     /* alice comes back with a new info: it is the first again */
     rec_clear(b);
     assert_int_equal(join(a1, room, "alice", "{\"tab\":3}"), HUB_SUBSCRIBED);
     assert_int_equal(count_containing(b, "{\\\"tab\\\":3}"), 1);
-    assert_int_equal(hooks_count(fx, WEBHOOK_MEMBER_ADDED, room, "alice"), 1);
+    assert_int_equal(hooks_count(fx, HUB_MEMBER_ADDED, room, "alice"), 1);
 
     hub_detach(&a1->base);
     hub_detach(&b->base);
     hub_detach(&c->base);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_VACATED, room, NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, room, NULL), 1);
     assert_null(hub_channel_find(app_of(fx, APP_DEFAULT), room, strlen(room)));
 }
 
@@ -405,8 +405,8 @@ static void unsubscribe_in_random_order_keeps_delivery_exact(void **state)
         }
     }
     for (size_t c = 0; c < NCH; c++) {
-        assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_OCCUPIED, names[c], NULL), 1);
-        assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_VACATED, names[c], NULL), 1);
+        assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, names[c], NULL), 1);
+        assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, names[c], NULL), 1);
     }
     assert_int_equal(app_of(fx, APP_DEFAULT)->channels.count, 0);
 }

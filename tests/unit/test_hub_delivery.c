@@ -28,6 +28,8 @@ static void publish_reaches_subscribers_except_one(void **state)
     assert_only_msg(c, ev);
     assert_int_equal(other->num_msgs, 0);
     assert_int_equal(other_app->num_msgs, 0); /* apps are separate */
+    /* observers see the publish once, with the message */
+    assert_int_equal(hooks_count(fx, HUB_PUBLISH, "room", NULL), 1);
 
     /* no channel: nothing happens and nothing is created */
     publish(fx, APP_DEFAULT, "nobody", ev, NULL);
@@ -64,7 +66,7 @@ static void client_event_goes_to_others_and_to_webhooks(void **state)
     assert_int_equal(a->num_msgs, 0);
     assert_only_msg(b, ev);
     assert_int_equal(fx->num_hooks, 1);
-    const wh_rec *h = hooks_last(fx, WEBHOOK_CLIENT_EVENT, "presence-chat");
+    const wh_rec *h = hooks_last(fx, HUB_CLIENT_EVENT, "presence-chat");
     assert_non_null(h);
     assert_string_equal(h->user_id, "alice");
     assert_string_equal(h->event, "client-typing");
@@ -78,7 +80,7 @@ static void client_event_goes_to_others_and_to_webhooks(void **state)
                      3);
     frame_unref(f);
     assert_only_msg(a, ev2);
-    h = hooks_last(fx, WEBHOOK_CLIENT_EVENT, "private-p");
+    h = hooks_last(fx, HUB_CLIENT_EVENT, "private-p");
     assert_non_null(h);
     assert_null(h->user_id);
     assert_string_equal(h->socket_id, b->base.socket_id);
@@ -96,7 +98,7 @@ static void cache_miss_then_replay_of_the_last_event(void **state)
     assert_int_equal(a->num_msgs, 2);
     assert_msg_at(a, 0, SUCCEEDED("cache-news"));
     assert_msg_at(a, 1, "{\"event\":\"pusher:cache_miss\",\"channel\":\"cache-news\"}");
-    assert_int_equal(hooks_count(fx, WEBHOOK_CACHE_MISS, "cache-news", NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_CACHE_MISS, "cache-news", NULL), 1);
 
     /* a published event is delivered and remembered; the last one wins */
     static const char ev1[] = "{\"event\":\"e\",\"data\":\"1\",\"channel\":\"cache-news\"}";
@@ -112,7 +114,7 @@ static void cache_miss_then_replay_of_the_last_event(void **state)
     assert_int_equal(b->num_msgs, 2);
     assert_msg_at(b, 0, SUCCEEDED("cache-news"));
     assert_msg_at(b, 1, ev2);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CACHE_MISS, "cache-news", NULL), 0);
+    assert_int_equal(hooks_count(fx, HUB_CACHE_MISS, "cache-news", NULL), 0);
 
     /* also when the event was published with b excluded */
     rec_sub *c = sub_new(fx, APP_DEFAULT);
@@ -127,15 +129,15 @@ static void cache_miss_then_replay_of_the_last_event(void **state)
     hub_detach(&a->base);
     hub_detach(&b->base);
     hub_detach(&c->base);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_VACATED, "cache-news", NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, "cache-news", NULL), 1);
     hub_sweep(fx->hub); /* still valid: kept */
     rec_sub *d = sub_new(fx, APP_DEFAULT);
     hooks_clear(fx);
     assert_int_equal(subscribe(d, "cache-news"), HUB_SUBSCRIBED);
     assert_int_equal(d->num_msgs, 2);
     assert_msg_at(d, 1, ev3);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CACHE_MISS, "cache-news", NULL), 0);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_OCCUPIED, "cache-news", NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_CACHE_MISS, "cache-news", NULL), 0);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, "cache-news", NULL), 1);
     /* when d leaves, the cache stays; hub_free releases it (LeakSanitizer) */
 }
 
@@ -145,15 +147,16 @@ static void publish_before_subscribe_is_replayed(void **state)
     static const char ev[] =
         "{\"event\":\"price\",\"data\":\"{\\\"v\\\":1}\",\"channel\":\"private-cache-px\"}";
     publish(fx, APP_DEFAULT, "private-cache-px", ev, NULL);
-    assert_int_equal(fx->num_hooks, 0); /* no occupied for a cache-only channel */
+    assert_int_equal(fx->num_hooks, 1); /* the publish, no occupied for a cache-only channel */
+    assert_int_equal(hooks_count(fx, HUB_PUBLISH, "private-cache-px", NULL), 1);
 
     rec_sub *a = sub_new(fx, APP_DEFAULT);
     assert_int_equal(subscribe(a, "private-cache-px"), HUB_SUBSCRIBED);
     assert_int_equal(a->num_msgs, 2);
     assert_msg_at(a, 0, SUCCEEDED("private-cache-px"));
     assert_msg_at(a, 1, ev);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CACHE_MISS, "private-cache-px", NULL), 0);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_OCCUPIED, "private-cache-px", NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_CACHE_MISS, "private-cache-px", NULL), 0);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, "private-cache-px", NULL), 1);
 
     /* presence-cache: replay after the presence state */
     publish(fx, APP_DEFAULT, "presence-cache-room", ev, NULL);
@@ -173,7 +176,7 @@ static void zero_ttl_cache_expires_at_once(void **state)
     assert_int_equal(subscribe(a, "cache-z"), HUB_SUBSCRIBED);
     assert_int_equal(a->num_msgs, 2);
     assert_msg_at(a, 1, "{\"event\":\"pusher:cache_miss\",\"channel\":\"cache-z\"}");
-    assert_int_equal(hooks_count(fx, WEBHOOK_CACHE_MISS, "cache-z", NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_CACHE_MISS, "cache-z", NULL), 1);
     /* delivered live, but not kept */
     rec_clear(a);
     publish(fx, APP_NO_CACHE, "cache-z", ev, NULL);
@@ -228,7 +231,7 @@ static void subscription_count_is_broadcast_and_reported(void **state)
     assert_int_equal(a->num_msgs, 2);
     assert_msg_at(a, 0, SUCCEEDED("counted"));
     assert_msg_at(a, 1, COUNT_MSG("counted", 1));
-    const wh_rec *h = hooks_last(fx, WEBHOOK_SUBSCRIPTION_COUNT, "counted");
+    const wh_rec *h = hooks_last(fx, HUB_SUBSCRIPTION_COUNT, "counted");
     assert_non_null(h);
     assert_int_equal(h->subscription_count, 1);
     assert_int_equal(h->app, APP_COUNTING);
@@ -238,7 +241,7 @@ static void subscription_count_is_broadcast_and_reported(void **state)
     assert_only_msg(a, COUNT_MSG("counted", 2));
     assert_int_equal(b->num_msgs, 2);
     assert_msg_at(b, 1, COUNT_MSG("counted", 2));
-    assert_int_equal(hooks_last(fx, WEBHOOK_SUBSCRIPTION_COUNT, "counted")->subscription_count, 2);
+    assert_int_equal(hooks_last(fx, HUB_SUBSCRIPTION_COUNT, "counted")->subscription_count, 2);
 
     /* a repeated subscribe changes nothing */
     rec_clear(a);
@@ -253,12 +256,12 @@ static void subscription_count_is_broadcast_and_reported(void **state)
     assert_true(unsubscribe(a, "counted"));
     assert_only_msg(b, COUNT_MSG("counted", 1));
     assert_int_equal(count_containing(a, "subscription_count"), 0);
-    assert_int_equal(hooks_last(fx, WEBHOOK_SUBSCRIPTION_COUNT, "counted")->subscription_count, 1);
+    assert_int_equal(hooks_last(fx, HUB_SUBSCRIPTION_COUNT, "counted")->subscription_count, 1);
 
     hub_detach(&b->base);
-    assert_int_equal(hooks_last(fx, WEBHOOK_SUBSCRIPTION_COUNT, "counted")->subscription_count, 0);
-    assert_int_equal(hooks_count(fx, WEBHOOK_SUBSCRIPTION_COUNT, "counted", NULL), 4);
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_VACATED, "counted", NULL), 1);
+    assert_int_equal(hooks_last(fx, HUB_SUBSCRIPTION_COUNT, "counted")->subscription_count, 0);
+    assert_int_equal(hooks_count(fx, HUB_SUBSCRIPTION_COUNT, "counted", NULL), 4);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, "counted", NULL), 1);
 }
 
 int main(void)

@@ -217,8 +217,8 @@ static void detach_releases_everything(void **state)
     rec_sub *late = sub_new(fx, APP_DEFAULT);
     subscribe(late, "cache-1");
     assert_msg_at(late, 1, "{\"event\":\"e\",\"data\":\"v\"}");
-    assert_int_equal(hooks_count(fx, WEBHOOK_CHANNEL_OCCUPIED, "ch-0", NULL),
-                     hooks_count(fx, WEBHOOK_CHANNEL_VACATED, "ch-0", NULL));
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, "ch-0", NULL),
+                     hooks_count(fx, HUB_CHANNEL_VACATED, "ch-0", NULL));
 }
 
 /* A configuration without apps, and freeing nothing. */
@@ -226,7 +226,7 @@ static void hub_with_no_apps_is_fine(void **state)
 {
     (void)state;
     hk_config cfg = {0};
-    hub *h = hub_new(&cfg, 7, NULL, NULL);
+    hub *h = hub_new(&cfg, 7);
     assert_non_null(h);
     hub_sweep(h);
     hub_free(h);
@@ -245,7 +245,7 @@ static void no_webhook_sink_is_fine(void **state)
     app.subscription_count = true;
     cfg.apps = &app;
     cfg.num_apps = 1;
-    hub *h = hub_new(&cfg, 2, NULL, NULL);
+    hub *h = hub_new(&cfg, 2);
     rec_sub r = {0};
     hub_attach(hub_app_of(h, &app), &r.base, &rec_ops);
     assert_int_equal(join(&r, "presence-cache-q", "u", "{}"), HUB_SUBSCRIBED);
