@@ -80,6 +80,7 @@ asan:
 	    LDFLAGS="-fsanitize=address,undefined" unit e2e
 
 test: test-deps
+	scripts/check-layers.sh
 	$(MAKE) all unit e2e-workers
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    HARK_SOAK_SECONDS=$${HARK_SOAK_SECONDS:-60} $(MAKE) asan
@@ -114,6 +115,7 @@ format:
 	clang-format -i $$(find src tests/unit fuzz bench -name '*.[ch]')
 
 lint:
+	scripts/check-layers.sh
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr -Isrc --suppress=missingIncludeSystem src
 

@@ -1,4 +1,10 @@
-/* hark — a self-hosted Pusher Channels server. */
+/* hark — a self-hosted Pusher Channels server.
+ *
+ * main does the wiring: the server (net/) calls the layers above only
+ * through the handlers and hooks installed here — a connection's HTTP
+ * requests go to the API router, its WebSocket to a Pusher session; each
+ * worker gets a hub, the hubs share one directory, and webhooks observe the
+ * hubs. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -6,12 +12,92 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "api/router.h"
 #include "config/config.h"
+#include "hub/directory.h"
+#include "hub/hub.h"
 #include "net/server.h"
+#include "ops/health.h"
+#include "session/session.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 #include "webhook/webhook.h"
 
 extern char **environ;
+
+/* What the hooks share. */
+typedef struct wiring {
+    const hk_config *cfg;
+    webhooks *webhooks;
+    directory *dir;
+    hub **hubs; /* one per worker, in worker order */
+    uint32_t num_hubs;
+} wiring;
+
+#define CHANNEL_SWEEP_EVERY 40 /* sweeps: expired cache channels every ~10 s */
+
+/* Webhooks observe the hub: its first seven kinds are webhook kinds. */
+static void webhook_observer(void *ctx, const hk_app *app, const hub_event *ev)
+{
+    if (ev->kind > HUB_SUBSCRIPTION_COUNT)
+        return;
+    webhook_event we = {.kind = (enum webhook_kind)ev->kind,
+                        .channel = ev->channel,
+                        .user_id = ev->user_id,
+                        .event = ev->event,
+                        .data = ev->data,
+                        .data_len = ev->data_len,
+                        .socket_id = ev->socket_id,
+                        .subscription_count = ev->subscription_count};
+    webhooks_emit(ctx, app, &we);
+}
+
+static void *worker_init(void *ctx, worker *w)
+{
+    wiring *wr = ctx;
+    hub *h = hub_new(wr->cfg, w->id);
+    hub_observe(h, webhook_observer, wr->webhooks);
+    wr->hubs = xrealloc(wr->hubs, (wr->num_hubs + 1) * sizeof(*wr->hubs));
+    wr->hubs[wr->num_hubs++] = h;
+    return h;
+}
+
+static void wake_worker(void *w)
+{
+    worker_wake(w);
+}
+
+static void workers_ready(void *ctx, worker *workers, uint32_t n)
+{
+    wiring *wr = ctx;
+    for (uint32_t i = 0; i < n; i++)
+        hub_join_group(wr->hubs[i], wr->dir, wr->hubs, n, wake_worker, &workers[i]);
+}
+
+static void worker_wakeup(void *data)
+{
+    hub_drain_inbox(data);
+}
+
+static void worker_sweep(void *data, uint32_t worker_id, uint32_t sweeps)
+{
+    if (worker_id == 1 && sweeps % CHANNEL_SWEEP_EVERY == 0)
+        hub_sweep(data);
+}
+
+static void worker_free(void *data)
+{
+    hub_free(data);
+}
+
+static const conn_handlers handlers = {
+    .on_request = api_handle,
+    .check_head = api_check_head,
+    .on_open = session_open,
+    .on_message = session_on_message,
+    .on_tick = session_tick,
+    .on_end = session_end,
+};
 
 int main(int argc, char **argv)
 {
@@ -31,11 +117,25 @@ int main(int argc, char **argv)
     if (mkdir(cfg.data_dir, 0755) != 0 && errno != EEXIST)
         log_warn("cannot create data_dir %s: %s", cfg.data_dir, strerror(errno));
     webhooks *wh = webhooks_start(&cfg);
+    ops_init(wh);
     const hk_app *first = &cfg.apps[0];
     log_info("connect with: new Pusher('%s', { wsHost: '%s', wsPort: %d, forceTLS: false, "
              "enabledTransports: ['ws'], cluster: '' })",
              first->key, cfg.host, cfg.port);
-    int exit_code = server_run(&cfg, wh);
+
+    wiring wr = {.cfg = &cfg, .webhooks = wh, .dir = directory_new(&cfg)};
+    conn_handlers conn_table = handlers;
+    conn_table.ext_size = session_ext_size;
+    server_hooks hooks = {.conn = &conn_table,
+                          .ctx = &wr,
+                          .worker_init = worker_init,
+                          .workers_ready = workers_ready,
+                          .worker_wakeup = worker_wakeup,
+                          .worker_sweep = worker_sweep,
+                          .worker_free = worker_free};
+    int exit_code = server_run(&cfg, &hooks);
+    directory_free(wr.dir);
+    free(wr.hubs);
     webhooks_stop(wh);
     config_free(&cfg);
     return exit_code;

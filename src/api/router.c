@@ -112,8 +112,9 @@ static bool method_is(const http_request *req, const char *m)
     return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
 }
 
-int api_precheck(const hk_config *cfg, const http_request *req, char *message, size_t cap)
+int api_check_head(conn *c, const http_request *req, char *message, size_t cap)
 {
+    const hk_config *cfg = conn_config(c);
     size_t plen = strlen(cfg->path_prefix);
     const char *path = req->path;
     size_t path_len = req->path_len;
@@ -154,7 +155,7 @@ int api_precheck(const hk_config *cfg, const http_request *req, char *message, s
 
 void api_handle(conn *c, const http_request *req, const char *body, size_t body_len)
 {
-    const hk_config *cfg = c->w->cfg;
+    const hk_config *cfg = conn_config(c);
     api_request r = {.c = c, .http = req, .body = body, .body_len = body_len};
     size_t plen = strlen(cfg->path_prefix);
     const char *path = req->path;
@@ -195,7 +196,7 @@ void api_handle(conn *c, const http_request *req, const char *body, size_t body_
         api_error(&r, 403, "The app is disabled");
         return;
     }
-    r.hub = hub_app_of(c->w->hub, r.app);
+    r.hub = hub_app_of(((hub *)conn_worker_data(c)), r.app);
 
     const char *s1 = NULL, *s2 = NULL, *s3 = NULL;
     size_t l1 = 0, l2 = 0, l3 = 0;

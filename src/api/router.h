@@ -14,6 +14,6 @@ void api_handle(conn *c, const http_request *req, const char *body, size_t body_
  * once it has, else the HTTP status it will get (404 unknown path or app,
  * 401 bad key, timestamp or signature, 403 disabled app) and why in message.
  * The signature covers body_md5, so everything but that can be checked now. */
-int api_precheck(const hk_config *cfg, const http_request *req, char *message, size_t cap);
+int api_check_head(conn *c, const http_request *req, char *message, size_t cap);
 
 #endif

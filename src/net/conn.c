@@ -12,7 +12,6 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "api/router.h"
 #include "net/ip_limit.h"
 #include "util/utf8.h"
 #include "net/http_parser.h"
@@ -22,7 +21,6 @@
 #include "net/ws_frame.h"
 #include "net/ws_handshake.h"
 #include "protocol/pusher_msg.h"
-#include "session/session.h"
 #include "util/cidr.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -34,6 +32,35 @@
 static uint64_t now_ms(const conn *c)
 {
     return uv_now(&c->w->loop);
+}
+
+static const conn_handlers *handlers(const conn *c)
+{
+    return c->w->srv->handlers;
+}
+
+uint64_t conn_now(const conn *c)
+{
+    return now_ms(c);
+}
+
+const hk_config *conn_config(const conn *c)
+{
+    return c->w->cfg;
+}
+
+void *conn_worker_data(const conn *c)
+{
+    return c->w->data;
+}
+
+/* Ends the session once, if one was opened. */
+static void end_session(conn *c)
+{
+    if (c->session_open) {
+        c->session_open = false;
+        handlers(c)->on_end(c);
+    }
 }
 
 /* ---- output queue ------------------------------------------------------------ */
@@ -113,7 +140,7 @@ void conn_send(conn *c, frame *f)
         return;
     if (c->state == CONN_WS && c->out.bytes + wire_len(f) > c->w->cfg->max_output_bytes) {
         c->w->stats.slow_consumers_closed++;
-        log_debug("closing slow consumer %s: %zu bytes unsent", c->sub.socket_id, c->out.bytes);
+        log_debug("closing slow consumer (fd %d): %zu bytes unsent", c->fd, c->out.bytes);
         outq_drop_unsent(&c->out);
         conn_close_ws(c, 4100, "Slow consumer: too much unsent data");
         return;
@@ -231,13 +258,8 @@ void conn_destroy(conn *c)
         return;
     worker *w = c->w;
     c->state = CONN_DEAD;
-    if (c->attached) {
-        hub_detach(&c->sub);
-        c->attached = false;
-    }
+    end_session(c);
     drop_input(c);
-    free(c->session.user_info);
-    c->session.user_info = NULL;
     outq_free(&c->out);
     if (c->ip) {
         ip_limit_release(w->srv->per_ip, c->ip);
@@ -280,13 +302,11 @@ static void resume_input(conn *c)
 void conn_flush(conn *c)
 {
     outq *q = &c->out;
-    if (c->state == CONN_CLOSING && c->attached) {
+    if (c->state == CONN_CLOSING)
         /* Leaving: stop counting it and end its subscriptions now, not when
-         * the peer gets round to closing (detaching here, outside any hub
+         * the peer gets round to closing (ending it here, outside any hub
          * iteration, is why close is asynchronous). */
-        hub_detach(&c->sub);
-        c->attached = false;
-    }
+        end_session(c);
     while (q->count > 0) {
         struct iovec iov[64];
         uint8_t heads[32][WS_SERVER_HEADER_MAX];
@@ -372,7 +392,7 @@ static bool on_ws_message(void *ctx, uint8_t opcode, uint8_t *data, size_t len)
 {
     conn *c = ctx;
     c->w->stats.messages_in++;
-    session_on_message(c, opcode, (char *)data, len);
+    handlers(c)->on_message(c, opcode, (char *)data, len);
     return c->state == CONN_WS;
 }
 
@@ -544,12 +564,14 @@ static void handle_request(conn *c, const http_request *req, const char *body, s
 {
     c->w->stats.http_requests++;
     if (is_upgrade(req)) {
-        if (upgrade(c, req))
-            session_open(c, req);
+        if (upgrade(c, req)) {
+            c->session_open = true;
+            handlers(c)->on_open(c, req);
+        }
         return;
     }
     c->http_close = !req->keep_alive || c->w->draining;
-    api_handle(c, req, body, body_len);
+    handlers(c)->on_request(c, req, body, body_len);
     if (c->http_close)
         conn_close_after_flush(c);
 }
@@ -563,7 +585,7 @@ static bool body_worth_waiting_for(conn *c, const http_request *req)
         return true;
     c->body_checked = true;
     char message[512];
-    int status = api_precheck(c->w->cfg, req, message, sizeof(message));
+    int status = handlers(c)->check_head(c, req, message, sizeof(message));
     if (status == 0)
         return true;
     c->w->stats.early_rejected++;
@@ -725,7 +747,7 @@ void conn_check_deadlines(conn *c, uint64_t now)
     }
     if (c->out.count > 0 && now - c->out_progress_ms >= cfg->write_timeout_ms) {
         c->w->stats.write_timeouts++;
-        log_debug("closing %s: output stalled for %u ms", c->sub.socket_id, cfg->write_timeout_ms);
+        log_debug("closing fd %d: output stalled for %u ms", c->fd, cfg->write_timeout_ms);
         conn_destroy(c); /* the peer reads nothing: a close frame would not get through */
         return;
     }
@@ -788,7 +810,7 @@ conn *conn_accept(worker *w, int fd, const struct sockaddr *sa, bool refuse_full
      * decides when it is a slow consumer. */
     int sndbuf = CONN_SNDBUF;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-    conn *c = xcalloc(1, sizeof(*c));
+    conn *c = xcalloc(1, sizeof(*c) + w->srv->handlers->ext_size);
     c->w = w;
     c->fd = fd;
     c->state = CONN_HTTP;

@@ -25,9 +25,11 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-#include "hub/hub.h"
+#include "config/config.h"
+#include "net/http_parser.h"
 #include "net/ws_reader.h"
 #include "util/buf.h"
+#include "util/frame.h"
 
 typedef struct worker worker;
 
@@ -51,14 +53,6 @@ typedef struct outq {
     frame *inline_items[OUTQ_INLINE];
 } outq;
 
-/* Per-connection Pusher state (session/). */
-typedef struct session_state {
-    uint64_t rate_window_ms; /* start of the current client-event second */
-    uint32_t rate_count;
-    uint64_t auth_deadline_ms; /* user_authentication_required: 0 = satisfied */
-    char *user_info;           /* signed-in user's user_info JSON, for presence */
-} session_state;
-
 /* What an HTTP connection is waiting for; each has its own deadline. */
 enum http_phase {
     HTTP_HEAD = 0, /* a request head (new connection, or bytes of one arrived) */
@@ -69,7 +63,6 @@ enum http_phase {
 struct ip_entry;
 
 typedef struct conn {
-    subscriber sub; /* the hub's view; attached once the app is known */
     worker *w;
     /* The worker's live list (for the sweep); once dead, next links the
      * graveyard instead. next_dirty links the flush list only: a connection
@@ -80,7 +73,7 @@ typedef struct conn {
     uint8_t state;
     uint8_t http_phase;
     uint8_t poll_events;  /* EPOLLIN/EPOLLOUT as registered */
-    bool attached;        /* sub is attached to a hub app */
+    bool session_open;    /* on_open was called and on_end not yet */
     bool dirty;           /* on the worker's flush list */
     bool shut_wr;         /* FIN sent; reading until the peer's EOF */
     bool http_close;      /* close after this HTTP response */
@@ -99,8 +92,41 @@ typedef struct conn {
     ws_reader *reader;        /* only while a frame or message is incomplete */
     buf *http_in;             /* only while an HTTP request is incomplete */
     outq out;
-    session_state session;
+    /* followed by conn_handlers.ext_size bytes for the layer above */
 } conn;
+
+/* What the layers above do with a connection; net calls up only through
+ * this table (installed by main). */
+typedef struct conn_handlers {
+    size_t ext_size; /* per-connection state of the layer above: conn_ext() */
+    /* A complete plain HTTP request (its body read). */
+    void (*on_request)(conn *c, const http_request *req, const char *body, size_t body_len);
+    /* A request whose body is still on its way: 0 to wait for the body,
+     * else the HTTP status to refuse it with now and why (in message). */
+    int (*check_head)(conn *c, const http_request *req, char *message, size_t cap);
+    /* The WebSocket is open (101 sent); req is the upgrade request. */
+    void (*on_open)(conn *c, const http_request *req);
+    /* One complete WebSocket data message. */
+    void (*on_message)(conn *c, uint8_t opcode, char *data, size_t len);
+    /* Every sweep (250 ms) for an open WebSocket. */
+    void (*on_tick)(conn *c, uint64_t now_ms);
+    /* The session is over (closing, or torn down): once, after on_open. */
+    void (*on_end)(conn *c);
+} conn_handlers;
+
+/* The layer above's state, ext_size bytes; and back. */
+static inline void *conn_ext(conn *c)
+{
+    return c + 1;
+}
+static inline conn *conn_from_ext(void *ext)
+{
+    return (conn *)ext - 1;
+}
+/* The loop's clock (ms), the config, the worker's own data (worker_data). */
+uint64_t conn_now(const conn *c);
+const hk_config *conn_config(const conn *c);
+void *conn_worker_data(const conn *c);
 
 /* Queues f (takes its own reference). No-op once the connection is closing. */
 void conn_send(conn *c, frame *f);

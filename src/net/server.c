@@ -13,12 +13,10 @@
 #include <unistd.h>
 
 #include "net/conn.h"
-#include "session/session.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 #define SWEEP_INTERVAL_MS 250
-#define CHANNEL_SWEEP_EVERY 40 /* sweeps: expired cache channels every ~10 s */
 
 /* Set by the signal handler, read by the sweep timer. */
 static volatile sig_atomic_t stop_requested;
@@ -281,10 +279,9 @@ static void on_sweep(uv_timer_t *t)
             conn_close_ws(c, 4201, "Pong reply not received in time");
             continue;
         }
-        session_sweep(c, now);
+        w->srv->handlers->on_tick(c, now);
     }
-    if (++w->sweeps % CHANNEL_SWEEP_EVERY == 0 && w->id == 1)
-        hub_sweep(w->hub);
+    w->srv->hooks->worker_sweep(w->data, w->id, ++w->sweeps);
     flush_dirty(w);
 
     if (w->draining && (w->num_conns == 0 || now >= w->drain_deadline_ms)) {
@@ -358,31 +355,14 @@ static long raise_fd_limit(const hk_config *cfg)
     return cfg->max_connections < 0 || cfg->max_connections > fit ? fit : cfg->max_connections;
 }
 
-/* Webhooks observe the hub: its first seven kinds are webhook kinds. */
-static void webhook_observer(void *ctx, const hk_app *app, const hub_event *ev)
-{
-    if (ev->kind > HUB_SUBSCRIPTION_COUNT)
-        return;
-    webhook_event we = {.kind = (enum webhook_kind)ev->kind,
-                        .channel = ev->channel,
-                        .user_id = ev->user_id,
-                        .event = ev->event,
-                        .data = ev->data,
-                        .data_len = ev->data_len,
-                        .socket_id = ev->socket_id,
-                        .subscription_count = ev->subscription_count};
-    webhooks_emit(ctx, app, &we);
-}
-
 static void on_wakeup(uv_async_t *a)
 {
     worker *w = a->data;
-    hub_drain_inbox(w->hub);
+    w->srv->hooks->worker_wakeup(w->data);
 }
 
-static void wake_worker(void *ctx)
+void worker_wake(worker *w)
 {
-    worker *w = ctx;
     uv_async_send(&w->wakeup);
 }
 
@@ -408,23 +388,22 @@ static uint32_t worker_count(const hk_config *cfg)
     return n < 1 ? 1 : n > 64 ? 64 : (uint32_t)n;
 }
 
-int server_run(const hk_config *cfg, webhooks *wh)
+int server_run(const hk_config *cfg, const server_hooks *hooks)
 {
     server *srv = xcalloc(1, sizeof(*srv));
     srv->cfg = cfg;
-    srv->webhooks = wh;
+    srv->hooks = hooks;
+    srv->handlers = hooks->conn;
     srv->max_connections = raise_fd_limit(cfg);
     atomic_init(&srv->connections, 0);
     atomic_init(&srv->sessions, 0);
     atomic_init(&srv->draining, false);
     uint32_t n = worker_count(cfg);
-    srv->dir = directory_new(cfg);
     if (cfg->max_connections_per_ip > 0)
         srv->per_ip = ip_limit_new(cfg->max_connections_per_ip);
     cidr_list_parse(cfg->trusted_proxies, &srv->trusted); /* checked when loaded */
     srv->workers = calloc(n, sizeof(*srv->workers));
-    hub **hubs = calloc(n, sizeof(*hubs));
-    if (!srv->workers || !hubs)
+    if (!srv->workers)
         abort();
 
     int exit_code = 0;
@@ -442,9 +421,7 @@ int server_run(const hk_config *cfg, webhooks *wh)
         w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         w->read_buf = xmalloc(WORKER_READ_BUF);
         w->pending_budget = cfg->max_pending_input_bytes / n;
-        w->hub = hub_new(cfg, w->id);
-        hub_observe(w->hub, webhook_observer, wh);
-        hubs[i] = w->hub;
+        w->data = hooks->worker_init(hooks->ctx, w);
         uv_loop_init(&w->loop);
         uv_poll_init_socket(&w->loop, &w->listener, w->listen_fd);
         w->listener.data = w;
@@ -468,8 +445,7 @@ int server_run(const hk_config *cfg, webhooks *wh)
         started++;
     }
     srv->num_workers = started;
-    for (uint32_t i = 0; i < started; i++)
-        hub_join_group(hubs[i], srv->dir, hubs, started, wake_worker, &srv->workers[i]);
+    hooks->workers_ready(hooks->ctx, srv->workers, started);
 
     if (exit_code == 0) {
         struct sigaction sa = {.sa_handler = on_signal};
@@ -500,13 +476,11 @@ int server_run(const hk_config *cfg, webhooks *wh)
         close(w->epfd);
         if (w->reserve_fd >= 0)
             close(w->reserve_fd);
-        hub_free(w->hub);
+        hooks->worker_free(w->data);
         free(w->read_buf);
     }
-    directory_free(srv->dir);
     ip_limit_free(srv->per_ip);
     cidr_list_free(&srv->trusted);
-    free(hubs);
     free(srv->workers);
     free(srv);
     if (exit_code == 0)

@@ -1,4 +1,5 @@
-/* worker — one event loop thread: its listener, its connections, its hub.
+/* worker — one event loop thread: its listener, its connections, and the
+ * data the layers above keep per worker (data: the hub, set by main).
  *
  * Connections are owned by the worker that accepted them (shared nothing);
  * every loop iteration ends by flushing the connections that got output. */
@@ -11,7 +12,6 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "hub/hub.h"
 
 typedef struct conn conn;
 typedef struct server server;
@@ -53,7 +53,7 @@ typedef struct worker {
     uint32_t id;
     server *srv;
     const hk_config *cfg;
-    hub *hub;
+    void *data;  /* the layers above's per-worker state (server_hooks.worker_init) */
     conn *conns; /* all live connections */
     long num_conns;
     conn *dirty;           /* connections with output to flush */
@@ -66,6 +66,8 @@ typedef struct worker {
 } worker;
 
 void worker_mark_dirty(worker *w, conn *c);
+/* Thread-safe: runs server_hooks.worker_wakeup on w's thread soon. */
+void worker_wake(worker *w);
 /* The client on the reserve descriptor left: keep its descriptor in
  * reserve again and accept again. */
 void worker_reserve_returned(worker *w);

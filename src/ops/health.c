@@ -2,11 +2,19 @@
 
 #include <string.h>
 
+#include "hub/hub.h"
 #include "net/http_response.h"
 #include "net/server.h"
 #include "net/worker.h"
 #include "util/buf.h"
 #include "webhook/webhook.h"
+
+static const webhooks *ops_webhooks;
+
+void ops_init(const webhooks *wh)
+{
+    ops_webhooks = wh;
+}
 
 static bool path_is(const char *path, size_t len, const char *want)
 {
@@ -51,13 +59,14 @@ static void metrics(conn *c)
                    (unsigned long long)guards[i].value);
     buf_printf(&b, "# TYPE hark_incomplete_input_bytes gauge\nhark_incomplete_input_bytes %zu\n",
                w->pending_input);
-    for (size_t i = 0; i < w->hub->num_apps; i++) {
-        hub_app *a = &w->hub->apps[i];
+    hub *h = w->data;
+    for (size_t i = 0; i < h->num_apps; i++) {
+        hub_app *a = &h->apps[i];
         buf_printf(&b, "hark_app_connections{app=\"%s\"} %ld\n", a->cfg->id,
-                   directory_connections(w->hub->dir, a->index));
+                   directory_connections(h->dir, a->index));
         buf_printf(&b, "hark_app_channels{app=\"%s\"} %zu\n", a->cfg->id, a->channels.count);
         webhook_stats ws;
-        if (w->srv->webhooks && webhooks_stats(w->srv->webhooks, a->cfg, &ws)) {
+        if (ops_webhooks && webhooks_stats(ops_webhooks, a->cfg, &ws)) {
             buf_printf(&b,
                        "hark_webhook_events_sent_total{app=\"%s\"} %llu\n"
                        "hark_webhook_requests_failed_total{app=\"%s\"} %llu\n"

@@ -8,6 +8,10 @@
 
 #include "net/conn.h"
 #include "net/http_parser.h"
+#include "webhook/webhook.h"
+
+/* The webhooks whose counters /metrics shows (NULL: none). */
+void ops_init(const webhooks *wh);
 
 /* Is this request one of them (answered by ops_handle)? */
 bool ops_owns(const http_request *req, const char *path, size_t len);

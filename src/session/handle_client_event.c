@@ -13,17 +13,17 @@ static bool within_rate(conn *c, const hk_app *app)
 {
     if (app->client_event_rate == 0)
         return true;
-    uint64_t now = uv_now(&c->w->loop);
-    if (now - c->session.rate_window_ms >= 1000) {
-        c->session.rate_window_ms = now;
-        c->session.rate_count = 0;
+    uint64_t now = conn_now(c);
+    if (now - session_of(c)->rate_window_ms >= 1000) {
+        session_of(c)->rate_window_ms = now;
+        session_of(c)->rate_count = 0;
     }
-    return ++c->session.rate_count <= app->client_event_rate;
+    return ++session_of(c)->rate_count <= app->client_event_rate;
 }
 
 void handle_client_event(conn *c, const pusher_msg *m)
 {
-    const hk_app *app = c->sub.app->cfg;
+    const hk_app *app = session_of(c)->sub.app->cfg;
     if (!app->client_events) {
         session_send_error(c, PUSHER_CLIENT_EVENT_REJECTED,
                            "The app does not have client messaging enabled.");
@@ -37,7 +37,7 @@ void handle_client_event(conn *c, const pusher_msg *m)
         session_send_error(c, 0, "Client event rejected: event name too long");
         return;
     }
-    sub_slot *slot = hub_subscription(&c->sub, m->channel, m->channel_len);
+    sub_slot *slot = hub_subscription(&session_of(c)->sub, m->channel, m->channel_len);
     if (!slot) {
         session_send_error(c, 0, "Client event rejected: not subscribed to the channel");
         return;
@@ -73,7 +73,7 @@ void handle_client_event(conn *c, const pusher_msg *m)
     pusher_encode_raw_data(&b, event, slot->channel->name, data, data_len,
                            slot->member ? slot->member->id : NULL);
     frame *f = frame_buf_take(&b);
-    hub_client_event(&c->sub, slot, f, event, data, data_len);
+    hub_client_event(&session_of(c)->sub, slot, f, event, data, data_len);
     frame_unref(f);
     free(data);
 }

@@ -15,7 +15,7 @@
 
 static void refuse(conn *c, const char *message)
 {
-    if (c->sub.app->cfg->user_authentication_required)
+    if (session_of(c)->sub.app->cfg->user_authentication_required)
         conn_close_ws(c, PUSHER_UNAUTHORIZED, message);
     else
         session_send_error(c, PUSHER_UNAUTHORIZED, message);
@@ -23,7 +23,7 @@ static void refuse(conn *c, const char *message)
 
 void handle_signin(conn *c, const pusher_msg *m)
 {
-    const hk_app *app = c->sub.app->cfg;
+    const hk_app *app = session_of(c)->sub.app->cfg;
     size_t auth_len = 0, ud_len = 0;
     const char *auth = pusher_msg_data_string(m, "auth", &auth_len);
     const char *user_data = pusher_msg_data_string(m, "user_data", &ud_len);
@@ -31,8 +31,8 @@ void handle_signin(conn *c, const pusher_msg *m)
         refuse(c, "Sign-in refused: auth and user_data are required");
         return;
     }
-    if (!sig_check_user(app->key, app->secret, c->sub.socket_id, user_data, ud_len, auth,
-                        auth_len)) {
+    if (!sig_check_user(app->key, app->secret, session_of(c)->sub.socket_id, user_data, ud_len,
+                        auth, auth_len)) {
         refuse(c, "Sign-in refused: invalid signature");
         return;
     }
@@ -47,8 +47,8 @@ void handle_signin(conn *c, const pusher_msg *m)
     }
     const char *uid = json_string_value(id);
     size_t uid_len = json_string_length(id);
-    if (c->sub.user &&
-        (c->sub.user->id_len != uid_len || memcmp(c->sub.user->id, uid, uid_len) != 0)) {
+    if (session_of(c)->sub.user && (session_of(c)->sub.user->id_len != uid_len ||
+                                    memcmp(session_of(c)->sub.user->id, uid, uid_len) != 0)) {
         json_decref(root);
         refuse(c, "Sign-in refused: the connection is signed in as another user");
         return;
@@ -84,13 +84,13 @@ void handle_signin(conn *c, const pusher_msg *m)
     conn_send_text(c, b.data, b.len);
     buf_free(&b);
 
-    if (!c->sub.user) {
+    if (!session_of(c)->sub.user) {
         json_t *info = json_object_get(root, "user_info");
-        free(c->session.user_info);
-        c->session.user_info = info ? json_dumps(info, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        hub_signin(&c->sub, uid, uid_len, ids, lens, num);
+        free(session_of(c)->user_info);
+        session_of(c)->user_info = info ? json_dumps(info, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        hub_signin(&session_of(c)->sub, uid, uid_len, ids, lens, num);
     }
-    c->session.auth_deadline_ms = 0;
+    session_of(c)->auth_deadline_ms = 0;
     if (truncated)
         session_send_error(c, PUSHER_WATCHLIST_LIMIT,
                            "The watchlist is limited to 100 users; the first 100 are kept");

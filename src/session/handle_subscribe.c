@@ -49,7 +49,7 @@ static const char *parse_member(const char *channel_data, size_t len, char *id_o
 
 void handle_subscribe(conn *c, const pusher_msg *m)
 {
-    const hk_app *app = c->sub.app->cfg;
+    const hk_app *app = session_of(c)->sub.app->cfg;
     size_t name_len = 0;
     const char *name = pusher_msg_data_string(m, "channel", &name_len);
     const char *reason = NULL;
@@ -65,8 +65,8 @@ void handle_subscribe(conn *c, const pusher_msg *m)
     }
     /* max_channels_per_connection: a new channel past the limit is refused;
      * subscribing again to a channel already held takes no new slot. */
-    if (c->sub.num_slots >= app->max_channels_per_connection &&
-        !hub_subscription(&c->sub, name, name_len)) {
+    if (session_of(c)->sub.num_slots >= app->max_channels_per_connection &&
+        !hub_subscription(&session_of(c)->sub, name, name_len)) {
         char error[96];
         snprintf(error, sizeof(error),
                  "Too many channels on this connection: the limit is %" PRIu32,
@@ -78,7 +78,7 @@ void handle_subscribe(conn *c, const pusher_msg *m)
 
     if (kind.type == CHANNEL_USER) {
         size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
-        hub_user *u = c->sub.user;
+        hub_user *u = session_of(c)->sub.user;
         if (!u || u->id_len != name_len - prefix || memcmp(u->id, name + prefix, u->id_len) != 0) {
             session_subscription_error(c, name, "AuthError",
                                        "Only the signed-in user may subscribe to its own "
@@ -86,7 +86,7 @@ void handle_subscribe(conn *c, const pusher_msg *m)
                                        401);
             return;
         }
-        hub_subscribe(&c->sub, name, name_len, kind, NULL);
+        hub_subscribe(&session_of(c)->sub, name, name_len, kind, NULL);
         return;
     }
 
@@ -100,13 +100,13 @@ void handle_subscribe(conn *c, const pusher_msg *m)
                                        "The connection is unauthorized: auth is missing", 401);
             return;
         }
-        if (!sig_check_channel(app->key, app->secret, c->sub.socket_id, name, channel_data, cd_len,
-                               auth, auth_len)) {
+        if (!sig_check_channel(app->key, app->secret, session_of(c)->sub.socket_id, name,
+                               channel_data, cd_len, auth, auth_len)) {
             char error[512];
             snprintf(error, sizeof(error),
                      "The connection is unauthorized: invalid signature, expected HMAC-SHA256 "
                      "hex of \"%s:%.200s%s\"",
-                     c->sub.socket_id, name, channel_data ? ":<channel_data>" : "");
+                     session_of(c)->sub.socket_id, name, channel_data ? ":<channel_data>" : "");
             session_subscription_error(c, name, "AuthError", error, 401);
             return;
         }
@@ -129,10 +129,10 @@ void handle_subscribe(conn *c, const pusher_msg *m)
                 session_subscription_error(c, name, "InvalidChannelData", bad, 400);
                 return;
             }
-        } else if (c->sub.user) {
+        } else if (session_of(c)->sub.user) {
             /* pusher-js allows presence auth without channel_data when signed in */
-            snprintf(user_id, sizeof(user_id), "%s", c->sub.user->id);
-            info = strdup(c->session.user_info ? c->session.user_info : "null");
+            snprintf(user_id, sizeof(user_id), "%s", session_of(c)->sub.user->id);
+            info = strdup(session_of(c)->user_info ? session_of(c)->user_info : "null");
             if (!info)
                 abort();
         } else {
@@ -143,7 +143,7 @@ void handle_subscribe(conn *c, const pusher_msg *m)
         join = (hub_presence_join){user_id, strlen(user_id), info, strlen(info)};
     }
 
-    enum hub_subscribe_result r = hub_subscribe(&c->sub, name, name_len, kind, &join);
+    enum hub_subscribe_result r = hub_subscribe(&session_of(c)->sub, name, name_len, kind, &join);
     free(info);
     if (r == HUB_MEMBER_LIMIT) {
         session_subscription_error(c, name, "LimitReached",
@@ -153,7 +153,7 @@ void handle_subscribe(conn *c, const pusher_msg *m)
     }
     if (kind.type == CHANNEL_PRIVATE || kind.type == CHANNEL_PRESENCE ||
         kind.type == CHANNEL_ENCRYPTED)
-        c->session.auth_deadline_ms = 0; /* authorized connection */
+        session_of(c)->auth_deadline_ms = 0; /* authorized connection */
 }
 
 void handle_unsubscribe(conn *c, const pusher_msg *m)
@@ -161,5 +161,5 @@ void handle_unsubscribe(conn *c, const pusher_msg *m)
     size_t len = 0;
     const char *name = pusher_msg_data_string(m, "channel", &len);
     if (name)
-        hub_unsubscribe(&c->sub, name, len);
+        hub_unsubscribe(&session_of(c)->sub, name, len);
 }

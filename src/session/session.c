@@ -25,6 +25,19 @@ static void sub_close(subscriber *s, int code, const char *message)
 
 static const subscriber_ops conn_subscriber_ops = {sub_send, sub_close};
 
+const size_t session_ext_size = sizeof(session);
+
+void session_end(conn *c)
+{
+    session *s = session_of(c);
+    if (s->attached) {
+        hub_detach(&s->sub);
+        s->attached = false;
+    }
+    free(s->user_info);
+    s->user_info = NULL;
+}
+
 void session_send_error(conn *c, int code, const char *message)
 {
     buf b;
@@ -64,7 +77,7 @@ static int check_protocol(const http_request *req)
 
 void session_open(conn *c, const http_request *req)
 {
-    const hk_config *cfg = c->w->cfg;
+    const hk_config *cfg = conn_config(c);
     const char *path = req->path;
     size_t len = req->path_len;
     size_t plen = strlen(cfg->path_prefix);
@@ -110,21 +123,21 @@ void session_open(conn *c, const http_request *req)
         conn_close_ws(c, PUSHER_OVER_CAPACITY, "The server is over capacity");
         return;
     }
-    hub_app *happ = hub_app_of(c->w->hub, app);
+    hub_app *happ = hub_app_of(conn_hub(c), app);
     if (app->max_connections >= 0 &&
-        directory_connections(c->w->hub->dir, happ->index) >= app->max_connections) {
+        directory_connections(conn_hub(c)->dir, happ->index) >= app->max_connections) {
         conn_close_ws(c, PUSHER_APP_OVER_QUOTA, "The app has reached its connection quota");
         return;
     }
-    hub_attach(happ, &c->sub, &conn_subscriber_ops);
-    c->attached = true;
+    hub_attach(happ, &session_of(c)->sub, &conn_subscriber_ops);
+    session_of(c)->attached = true;
     if (app->user_authentication_required)
-        c->session.auth_deadline_ms =
-            uv_now(&c->w->loop) + (uint64_t)app->user_authentication_timeout * 1000u;
+        session_of(c)->auth_deadline_ms =
+            conn_now(c) + (uint64_t)app->user_authentication_timeout * 1000u;
 
     char data[128];
     int n = snprintf(data, sizeof(data), "{\"socket_id\":\"%s\",\"activity_timeout\":%u}",
-                     c->sub.socket_id, app->activity_timeout);
+                     session_of(c)->sub.socket_id, app->activity_timeout);
     buf b;
     buf_init(&b);
     pusher_encode_string_data(&b, "pusher:connection_established", NULL, data, (size_t)n);
@@ -173,10 +186,10 @@ void session_on_message(conn *c, uint8_t opcode, char *data, size_t len)
     pusher_msg_free(&m);
 }
 
-void session_sweep(conn *c, uint64_t now_ms)
+void session_tick(conn *c, uint64_t now_ms)
 {
-    if (c->session.auth_deadline_ms && now_ms >= c->session.auth_deadline_ms) {
-        c->session.auth_deadline_ms = 0;
+    if (session_of(c)->auth_deadline_ms && now_ms >= session_of(c)->auth_deadline_ms) {
+        session_of(c)->auth_deadline_ms = 0;
         conn_close_ws(c, PUSHER_UNAUTHORIZED, "Connection not authorized within timeout.");
     }
 }

@@ -6,9 +6,24 @@
 #include "protocol/pusher_msg.h"
 #include "session/session.h"
 
+/* Per-connection Pusher state, in the connection's extension area. */
+typedef struct session {
+    subscriber sub; /* first: the hub's subscriber * is a session * */
+    bool attached;  /* sub is attached to a hub app */
+    uint32_t rate_count;
+    uint64_t rate_window_ms;   /* start of the current client-event second */
+    uint64_t auth_deadline_ms; /* user_authentication_required: 0 = satisfied */
+    char *user_info;           /* signed-in user's user_info JSON, for presence */
+} session;
+
+static inline session *session_of(conn *c)
+{
+    return conn_ext(c);
+}
+
 static inline conn *session_conn(subscriber *s)
 {
-    return (conn *)s; /* subscriber is conn's first member */
+    return conn_from_ext(s);
 }
 
 void handle_subscribe(conn *c, const pusher_msg *m);
