@@ -35,6 +35,7 @@ typedef struct dir_user {
 
 typedef struct dir_app {
     strmap channels;
+    size_t occupied; /* channels with subs > 0 */
     strmap users;
     atomic_long connections;
 } dir_app;
@@ -109,6 +110,14 @@ long directory_connections(directory *d, size_t app)
 long directory_add_connection(directory *d, size_t app, long delta)
 {
     return atomic_fetch_add(&d->apps[app].connections, delta) + delta;
+}
+
+size_t directory_channels(directory *d, size_t app)
+{
+    pthread_mutex_lock(&d->lock);
+    size_t n = d->apps[app].occupied;
+    pthread_mutex_unlock(&d->lock);
+    return n;
 }
 
 static bool cache_live(const dir_channel *ch, uint64_t now)
@@ -200,7 +209,8 @@ dir_subscribe_result directory_subscribe(directory *d, size_t app_idx, const cha
         }
         m->workers++;
     }
-    ch->subs++;
+    if (ch->subs++ == 0)
+        app->occupied++;
     r.total = ch->subs;
     if (presence_state)
         encode_presence(ch, presence_state);
@@ -228,8 +238,8 @@ uint32_t directory_unsubscribe(directory *d, size_t app_idx, const char *name, s
                 *member_removed = true;
             }
         }
-        if (ch->subs > 0)
-            ch->subs--;
+        if (ch->subs > 0 && --ch->subs == 0)
+            app->occupied--;
         total = ch->subs;
         channel_release(app, ch, now_ms());
     }

@@ -30,6 +30,9 @@ long directory_connections(directory *d, size_t app);
 /* Adds delta; returns the new count. */
 long directory_add_connection(directory *d, size_t app, long delta);
 
+/* Channels with at least one subscription, across workers. */
+size_t directory_channels(directory *d, size_t app);
+
 typedef struct dir_member_join {
     const char *user_id;
     size_t user_id_len;

@@ -139,7 +139,7 @@ void conn_send(conn *c, frame *f)
     if (c->state != CONN_WS && c->state != CONN_HTTP)
         return;
     if (c->state == CONN_WS && c->out.bytes + wire_len(f) > c->w->cfg->max_output_bytes) {
-        c->w->stats.slow_consumers_closed++;
+        stat_add(&c->w->stats.slow_consumers_closed, 1);
         log_debug("closing slow consumer (fd %d): %zu bytes unsent", c->fd, c->out.bytes);
         outq_drop_unsent(&c->out);
         conn_close_ws(c, 4100, "Slow consumer: too much unsent data");
@@ -173,7 +173,9 @@ static void account_input(conn *c)
     if (c->reader)
         held += (size_t)c->reader->pending_cap + c->reader->message_cap;
     worker *w = c->w;
-    w->pending_input = w->pending_input - c->held_input + held;
+    /* single writer (this worker): readers on other threads only sum it */
+    atomic_store_explicit(&w->pending_input, worker_pending_input(w) - c->held_input + held,
+                          memory_order_relaxed);
     if (held && !c->held_input)
         c->input_since_ms = now_ms(c);
     else if (!held)
@@ -358,7 +360,7 @@ void conn_flush(conn *c)
             if (left >= rest) {
                 left -= rest;
                 outq_pop(q);
-                c->w->stats.frames_out++;
+                stat_add(&c->w->stats.frames_out, 1);
             } else {
                 q->head_off += (uint32_t)left;
                 left = 0;
@@ -391,7 +393,7 @@ void conn_flush(conn *c)
 static bool on_ws_message(void *ctx, uint8_t opcode, uint8_t *data, size_t len)
 {
     conn *c = ctx;
-    c->w->stats.messages_in++;
+    stat_add(&c->w->stats.messages_in, 1);
     handlers(c)->on_message(c, opcode, (char *)data, len);
     return c->state == CONN_WS;
 }
@@ -459,29 +461,6 @@ static void http_fail(conn *c, int status, const char *message)
     conn_close_after_flush(c);
 }
 
-/* Walks one X-Forwarded-For value right to left. Returns 1 with the client
- * in out, 0 when every entry is a trusted proxy, -1 on an entry that is not
- * an address (nothing further left can be trusted). */
-static int forwarded_in(const conn *c, const char *v, size_t end, struct sockaddr_storage *out)
-{
-    while (end > 0) {
-        size_t start = end;
-        while (start > 0 && v[start - 1] != ',')
-            start--;
-        size_t a = start, b = end;
-        while (a < b && (v[a] == ' ' || v[a] == '\t'))
-            a++;
-        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
-            b--;
-        if (!cidr_parse_addr(v + a, b - a, out))
-            return -1;
-        if (!cidr_list_contains(&c->w->srv->trusted, (struct sockaddr *)out))
-            return 1;
-        end = start > 0 ? start - 1 : 0;
-    }
-    return 0;
-}
-
 /* The client address behind a trusted proxy: the right-most address of
  * X-Forwarded-For that is not itself a trusted proxy. Several header lines
  * form one list in order (a proxy may add its own line after the client's
@@ -492,7 +471,7 @@ static bool forwarded_client(const conn *c, const http_request *req, struct sock
         const http_header *h = &req->headers[i];
         if (h->name_len != 15 || strncasecmp(h->name, "x-forwarded-for", 15) != 0)
             continue;
-        int r = forwarded_in(c, h->value, h->value_len, out);
+        int r = cidr_forwarded_client(&c->w->srv->trusted, h->value, h->value_len, out);
         if (r != 0)
             return r > 0;
     }
@@ -510,7 +489,7 @@ static bool count_forwarded(conn *c, const http_request *req)
     c->ip = ip_limit_acquire(srv->per_ip, (struct sockaddr *)&client);
     if (c->ip)
         return true;
-    c->w->stats.ip_refused++;
+    stat_add(&c->w->stats.ip_refused, 1);
     http_fail(c, 429, "Too many connections from your address");
     return false;
 }
@@ -551,7 +530,7 @@ static bool upgrade(conn *c, const http_request *req)
 static void refuse_over_capacity(conn *c, const http_request *req)
 {
     static const char why[] = "Over capacity: the server is out of connections";
-    c->w->stats.full_refused++;
+    stat_add(&c->w->stats.full_refused, 1);
     if (is_upgrade(req)) {
         if (upgrade(c, req)) /* a Pusher answer instead of a reset */
             conn_close_ws(c, 4100, why);
@@ -562,7 +541,7 @@ static void refuse_over_capacity(conn *c, const http_request *req)
 
 static void handle_request(conn *c, const http_request *req, const char *body, size_t body_len)
 {
-    c->w->stats.http_requests++;
+    stat_add(&c->w->stats.http_requests, 1);
     if (is_upgrade(req)) {
         if (upgrade(c, req)) {
             c->session_open = true;
@@ -588,7 +567,7 @@ static bool body_worth_waiting_for(conn *c, const http_request *req)
     int status = handlers(c)->check_head(c, req, message, sizeof(message));
     if (status == 0)
         return true;
-    c->w->stats.early_rejected++;
+    stat_add(&c->w->stats.early_rejected, 1);
     http_fail(c, status, message);
     return false;
 }
@@ -700,7 +679,7 @@ static void on_readable(conn *c)
             if (c->state == CONN_DEAD)
                 return;
             account_input(c);
-            if (w->pending_input > w->pending_budget)
+            if (worker_pending_input(w) > w->pending_budget)
                 conn_shed_input(w);
             if ((size_t)n < WORKER_READ_BUF || c->state == CONN_DEAD)
                 return;
@@ -746,7 +725,7 @@ void conn_check_deadlines(conn *c, uint64_t now)
         return;
     }
     if (c->out.count > 0 && now - c->out_progress_ms >= cfg->write_timeout_ms) {
-        c->w->stats.write_timeouts++;
+        stat_add(&c->w->stats.write_timeouts, 1);
         log_debug("closing fd %d: output stalled for %u ms", c->fd, cfg->write_timeout_ms);
         conn_destroy(c); /* the peer reads nothing: a close frame would not get through */
         return;
@@ -757,7 +736,7 @@ void conn_check_deadlines(conn *c, uint64_t now)
         conn_destroy(c);
         return;
     }
-    c->w->stats.requests_timed_out++;
+    stat_add(&c->w->stats.requests_timed_out, 1);
     drop_input(c);
     http_fail(c, 408,
               c->http_phase == HTTP_HEAD
@@ -786,13 +765,14 @@ void conn_shed_input(worker *w)
         holders[n++] = c;
     }
     qsort(holders, n, sizeof(*holders), by_input_age);
-    for (size_t i = 0; i < n && w->pending_input > target; i++) {
+    for (size_t i = 0; i < n && worker_pending_input(w) > target; i++) {
         conn *victim = holders[i];
         drop_input(victim);
         if (victim->state == CONN_CLOSING)
             continue; /* its input was to be discarded anyway */
-        w->stats.input_shed++;
-        log_debug("shed a connection's incomplete input (%zu bytes held in all)", w->pending_input);
+        stat_add(&w->stats.input_shed, 1);
+        log_debug("shed a connection's incomplete input (%zu bytes held in all)",
+                  worker_pending_input(w));
         if (victim->state == CONN_HTTP)
             http_fail(victim, 503, "Server busy: too many incomplete requests, retry later");
         else
@@ -834,14 +814,14 @@ conn *conn_accept(worker *w, int fd, const struct sockaddr *sa, bool refuse_full
     w->conns = c;
     w->num_conns++;
     atomic_fetch_add(&w->srv->connections, 1);
-    w->stats.connections_total++;
+    stat_add(&w->stats.connections_total, 1);
 
     server *srv = w->srv;
     if (srv->per_ip && sa && !refuse_full) {
         if (cidr_list_contains(&srv->trusted, sa)) {
             c->peer_trusted = true; /* counted by X-Forwarded-For at the upgrade */
         } else if (!(c->ip = ip_limit_acquire(srv->per_ip, sa))) {
-            w->stats.ip_refused++;
+            stat_add(&w->stats.ip_refused, 1);
             http_fail(c, 429, "Too many connections from your address");
         }
     } else if (sa && !refuse_full && srv->trusted.count && cidr_list_contains(&srv->trusted, sa)) {

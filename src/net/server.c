@@ -156,7 +156,7 @@ static int evict_idle_http(worker *w)
     }
     for (int i = 0; i < n; i++)
         conn_destroy(pick[i]);
-    w->stats.evicted += (uint64_t)n;
+    stat_add(&w->stats.evicted, (uint64_t)n);
     return n;
 }
 
@@ -275,7 +275,7 @@ static void on_sweep(uv_timer_t *t)
                 c->ping_sent_ms = now;
             }
         } else if (now - c->ping_sent_ms >= cfg->pong_timeout_ms) {
-            w->stats.pong_timeouts++;
+            stat_add(&w->stats.pong_timeouts, 1);
             conn_close_ws(c, 4201, "Pong reply not received in time");
             continue;
         }

@@ -6,6 +6,7 @@
 #ifndef HARK_NET_WORKER_H
 #define HARK_NET_WORKER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -18,20 +19,24 @@ typedef struct server server;
 
 #define WORKER_READ_BUF ((size_t)256 * 1024)
 
+/* Counters for /metrics. Each is written only by its worker's thread and may
+ * be read by any (ops sums them over the workers): the owner adds with
+ * stat_add (a relaxed load and store, no locked instruction on the hot
+ * path), readers use stat_get. */
 typedef struct worker_stats {
-    uint64_t connections_total;
-    uint64_t slow_consumers_closed;
-    uint64_t pong_timeouts;
-    uint64_t messages_in;
-    uint64_t frames_out;
-    uint64_t http_requests;
-    uint64_t requests_timed_out; /* 408: head or body not in time */
-    uint64_t write_timeouts;     /* output stalled past write_timeout_ms */
-    uint64_t input_shed;         /* closed to bring incomplete input under its bound */
-    uint64_t ip_refused;         /* over max_connections_per_ip */
-    uint64_t full_refused;       /* answered on the reserve descriptor */
-    uint64_t evicted;            /* idle HTTP connections closed to free a descriptor */
-    uint64_t early_rejected;     /* refused before reading the body (auth, app) */
+    atomic_uint_fast64_t connections_total;
+    atomic_uint_fast64_t slow_consumers_closed;
+    atomic_uint_fast64_t pong_timeouts;
+    atomic_uint_fast64_t messages_in;
+    atomic_uint_fast64_t frames_out;
+    atomic_uint_fast64_t http_requests;
+    atomic_uint_fast64_t requests_timed_out; /* 408: head or body not in time */
+    atomic_uint_fast64_t write_timeouts;     /* output stalled past write_timeout_ms */
+    atomic_uint_fast64_t input_shed;         /* closed to bring incomplete input under its bound */
+    atomic_uint_fast64_t ip_refused;         /* over max_connections_per_ip */
+    atomic_uint_fast64_t full_refused;       /* answered on the reserve descriptor */
+    atomic_uint_fast64_t evicted;            /* idle HTTP connections closed to free a descriptor */
+    atomic_uint_fast64_t early_rejected;     /* refused before reading the body (auth, app) */
 } worker_stats;
 
 typedef struct worker {
@@ -56,14 +61,34 @@ typedef struct worker {
     void *data;  /* the layers above's per-worker state (server_hooks.worker_init) */
     conn *conns; /* all live connections */
     long num_conns;
-    conn *dirty;           /* connections with output to flush */
-    size_t pending_input;  /* bytes held by incomplete requests and messages */
-    size_t pending_budget; /* this worker's share of max_pending_input_bytes */
+    conn *dirty;                 /* connections with output to flush */
+    atomic_size_t pending_input; /* bytes held by incomplete requests and messages:
+                                  * written by this worker only, read by any (relaxed) */
+    size_t pending_budget;       /* this worker's share of max_pending_input_bytes */
     uint8_t *read_buf;
     bool draining;
     uint64_t drain_deadline_ms;
     worker_stats stats;
 } worker;
+
+/* Any thread: w's incomplete input in bytes (relaxed). */
+static inline size_t worker_pending_input(const worker *w)
+{
+    return atomic_load_explicit(&w->pending_input, memory_order_relaxed);
+}
+
+/* The owning worker adds n: single writer, so no read-modify-write. */
+static inline void stat_add(atomic_uint_fast64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* Any thread: the counter's value (relaxed). */
+static inline uint64_t stat_get(const atomic_uint_fast64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
 
 void worker_mark_dirty(worker *w, conn *c);
 /* Thread-safe: runs server_hooks.worker_wakeup on w's thread soon. */

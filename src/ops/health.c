@@ -1,5 +1,6 @@
 #include "ops/health.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "hub/hub.h"
@@ -21,50 +22,61 @@ static bool path_is(const char *path, size_t len, const char *want)
     return len == strlen(want) && memcmp(path, want, len) == 0;
 }
 
+/* Every figure is whole-server: counters are summed over the workers.
+ * Each worker's counters are single-writer atomics (net/worker.h), so
+ * reading another worker's is not a race. */
+static uint64_t sum_stat(const server *srv, size_t offset)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < srv->num_workers; i++) {
+        const char *stats = (const char *)&srv->workers[i].stats;
+        n += stat_get((const atomic_uint_fast64_t *)(const void *)(stats + offset));
+    }
+    return n;
+}
+
+static const struct {
+    const char *name;
+    size_t offset;
+} counters[] = {
+    {"hark_connections_total", offsetof(worker_stats, connections_total)},
+    {"hark_slow_consumers_closed_total", offsetof(worker_stats, slow_consumers_closed)},
+    {"hark_pong_timeouts_total", offsetof(worker_stats, pong_timeouts)},
+    {"hark_ws_messages_in_total", offsetof(worker_stats, messages_in)},
+    {"hark_frames_out_total", offsetof(worker_stats, frames_out)},
+    {"hark_http_requests_total", offsetof(worker_stats, http_requests)},
+    {"hark_requests_timed_out_total", offsetof(worker_stats, requests_timed_out)},
+    {"hark_write_timeouts_total", offsetof(worker_stats, write_timeouts)},
+    {"hark_incomplete_input_shed_total", offsetof(worker_stats, input_shed)},
+    {"hark_ip_limit_refused_total", offsetof(worker_stats, ip_refused)},
+    {"hark_out_of_descriptors_refused_total", offsetof(worker_stats, full_refused)},
+    {"hark_idle_http_evicted_total", offsetof(worker_stats, evicted)},
+    {"hark_requests_rejected_before_body_total", offsetof(worker_stats, early_rejected)},
+};
+
 static void metrics(conn *c)
 {
     worker *w = c->w;
+    const server *srv = w->srv;
     buf b;
     buf_init(&b);
     buf_printf(&b, "# TYPE hark_connections gauge\nhark_connections %ld\n",
-               server_connections(w->srv));
-    buf_printf(&b, "# TYPE hark_connections_total counter\nhark_connections_total %llu\n",
-               (unsigned long long)w->stats.connections_total);
-    buf_printf(&b,
-               "# TYPE hark_slow_consumers_closed_total counter\n"
-               "hark_slow_consumers_closed_total %llu\n",
-               (unsigned long long)w->stats.slow_consumers_closed);
-    buf_printf(&b, "# TYPE hark_pong_timeouts_total counter\nhark_pong_timeouts_total %llu\n",
-               (unsigned long long)w->stats.pong_timeouts);
-    buf_printf(&b, "# TYPE hark_ws_messages_in_total counter\nhark_ws_messages_in_total %llu\n",
-               (unsigned long long)w->stats.messages_in);
-    buf_printf(&b, "# TYPE hark_frames_out_total counter\nhark_frames_out_total %llu\n",
-               (unsigned long long)w->stats.frames_out);
-    buf_printf(&b, "# TYPE hark_http_requests_total counter\nhark_http_requests_total %llu\n",
-               (unsigned long long)w->stats.http_requests);
-    const struct {
-        const char *name;
-        uint64_t value;
-    } guards[] = {
-        {"hark_requests_timed_out_total", w->stats.requests_timed_out},
-        {"hark_write_timeouts_total", w->stats.write_timeouts},
-        {"hark_incomplete_input_shed_total", w->stats.input_shed},
-        {"hark_ip_limit_refused_total", w->stats.ip_refused},
-        {"hark_out_of_descriptors_refused_total", w->stats.full_refused},
-        {"hark_idle_http_evicted_total", w->stats.evicted},
-        {"hark_requests_rejected_before_body_total", w->stats.early_rejected},
-    };
-    for (size_t i = 0; i < sizeof(guards) / sizeof(guards[0]); i++)
-        buf_printf(&b, "# TYPE %s counter\n%s %llu\n", guards[i].name, guards[i].name,
-                   (unsigned long long)guards[i].value);
+               server_connections(srv));
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+        buf_printf(&b, "# TYPE %s counter\n%s %llu\n", counters[i].name, counters[i].name,
+                   (unsigned long long)sum_stat(srv, counters[i].offset));
+    size_t pending = 0;
+    for (uint32_t i = 0; i < srv->num_workers; i++)
+        pending += worker_pending_input(&srv->workers[i]);
     buf_printf(&b, "# TYPE hark_incomplete_input_bytes gauge\nhark_incomplete_input_bytes %zu\n",
-               w->pending_input);
+               pending);
     hub *h = w->data;
     for (size_t i = 0; i < h->num_apps; i++) {
         hub_app *a = &h->apps[i];
         buf_printf(&b, "hark_app_connections{app=\"%s\"} %ld\n", a->cfg->id,
                    directory_connections(h->dir, a->index));
-        buf_printf(&b, "hark_app_channels{app=\"%s\"} %zu\n", a->cfg->id, a->channels.count);
+        buf_printf(&b, "hark_app_channels{app=\"%s\"} %zu\n", a->cfg->id,
+                   directory_channels(h->dir, a->index));
         webhook_stats ws;
         if (ops_webhooks && webhooks_stats(ops_webhooks, a->cfg, &ws)) {
             buf_printf(&b,

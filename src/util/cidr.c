@@ -145,3 +145,24 @@ bool cidr_parse_addr(const char *text, size_t len, struct sockaddr_storage *out)
     }
     return false;
 }
+
+int cidr_forwarded_client(const cidr_list *trusted, const char *v, size_t end,
+                          struct sockaddr_storage *out)
+{
+    while (end > 0) {
+        size_t start = end;
+        while (start > 0 && v[start - 1] != ',')
+            start--;
+        size_t a = start, b = end;
+        while (a < b && (v[a] == ' ' || v[a] == '\t'))
+            a++;
+        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+            b--;
+        if (!cidr_parse_addr(v + a, b - a, out))
+            return -1;
+        if (!cidr_list_contains(trusted, (struct sockaddr *)out))
+            return 1;
+        end = start > 0 ? start - 1 : 0;
+    }
+    return 0;
+}

@@ -34,4 +34,12 @@ bool cidr_list_contains(const cidr_list *l, const struct sockaddr *sa);
  * is not an IPv4 or IPv6 address. */
 bool cidr_parse_addr(const char *text, size_t len, struct sockaddr_storage *out);
 
+/* The client behind trusted proxies, from one X-Forwarded-For value
+ * ("client, proxy1, proxy2"): the right-most address not in trusted.
+ * Returns 1 with it in out, 0 when every entry is trusted (look at an
+ * earlier header line), -1 on an entry that is not an address (nothing
+ * further left can be believed). */
+int cidr_forwarded_client(const cidr_list *trusted, const char *value, size_t len,
+                          struct sockaddr_storage *out);
+
 #endif

@@ -73,12 +73,48 @@ static void test_refused(void **state)
     assert_false(cidr_parse_addr("", 0, &ss));
 }
 
+static int forwarded(const char *trusted_text, const char *value, char *out, size_t cap)
+{
+    cidr_list l;
+    assert_true(cidr_list_parse(trusted_text, &l));
+    struct sockaddr_storage ss;
+    int r = cidr_forwarded_client(&l, value, strlen(value), &ss);
+    if (r == 1) {
+        const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                                : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+        assert_non_null(inet_ntop(ss.ss_family, a, out, (socklen_t)cap));
+    }
+    cidr_list_free(&l);
+    return r;
+}
+
+static void test_forwarded_client(void **state)
+{
+    (void)state;
+    char ip[64];
+    /* right-most untrusted entry wins; trusted hops are skipped */
+    assert_int_equal(forwarded("10.0.0.0/8", "203.0.113.5, 10.0.0.2, 10.0.0.1", ip, sizeof ip), 1);
+    assert_string_equal(ip, "203.0.113.5");
+    /* a forged left part is ignored: the proxy appended the real peer */
+    assert_int_equal(forwarded("10.0.0.1", "1.2.3.4, 198.51.100.9, 10.0.0.1", ip, sizeof ip), 1);
+    assert_string_equal(ip, "198.51.100.9");
+    assert_int_equal(forwarded("::1", " 2001:db8::7 ,::1", ip, sizeof ip), 1);
+    assert_string_equal(ip, "2001:db8::7");
+    /* all trusted: look further (an earlier header line) */
+    assert_int_equal(forwarded("10.0.0.0/8", "10.1.1.1,10.2.2.2", ip, sizeof ip), 0);
+    assert_int_equal(forwarded("10.0.0.0/8", "", ip, sizeof ip), 0);
+    /* garbage stops the walk */
+    assert_int_equal(forwarded("10.0.0.0/8", "203.0.113.5, unknown", ip, sizeof ip), -1);
+    assert_int_equal(forwarded("10.0.0.0/8", "203.0.113.5,, 10.0.0.1", ip, sizeof ip), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_and_contains),
         cmocka_unit_test(test_odd_prefixes),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_forwarded_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

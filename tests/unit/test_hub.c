@@ -45,6 +45,7 @@ static void subscribe_sends_succeeded_and_occupied_once(void **state)
     assert_int_equal(subscribe(a, "news"), HUB_SUBSCRIBED);
     assert_only_msg(a, SUCCEEDED("news"));
     assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, "news", NULL), 1);
+    assert_int_equal(directory_channels(fx->hub->dir, APP_DEFAULT), 1);
     assert_non_null(hub_subscription(&a->base, "news", 4));
     assert_null(hub_subscription(&a->base, "new", 3));
 
@@ -55,12 +56,15 @@ static void subscribe_sends_succeeded_and_occupied_once(void **state)
     /* no subscription_count when the app does not ask for it */
     assert_int_equal(hooks_count(fx, HUB_SUBSCRIPTION_COUNT, "news", NULL), 0);
     assert_int_equal(hub_channel_find(app_of(fx, APP_DEFAULT), "news", 4)->num_subs, 2);
+    assert_int_equal(directory_channels(fx->hub->dir, APP_DEFAULT), 1);
 
     assert_true(unsubscribe(a, "news"));
     assert_false(unsubscribe(a, "news"));
     assert_false(unsubscribe(a, "other"));
     assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, "news", NULL), 0);
+    assert_int_equal(directory_channels(fx->hub->dir, APP_DEFAULT), 1);
     assert_true(unsubscribe(b, "news"));
+    assert_int_equal(directory_channels(fx->hub->dir, APP_DEFAULT), 0);
     assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, "news", NULL), 1);
     assert_null(hub_channel_find(app_of(fx, APP_DEFAULT), "news", 4));
     assert_int_equal(a->base.num_slots, 0);
@@ -69,6 +73,7 @@ static void subscribe_sends_succeeded_and_occupied_once(void **state)
     /* occupied again after vacated */
     assert_int_equal(subscribe(a, "news"), HUB_SUBSCRIBED);
     assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, "news", NULL), 2);
+    assert_int_equal(directory_channels(fx->hub->dir, APP_DEFAULT), 1);
 }
 
 static void resubscribe_is_idempotent(void **state)
