@@ -46,16 +46,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *data_json = m.data ? json_dumps(m.data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     size_t data_len = data_json ? strlen(data_json) : 0;
 
-    pusher_encode_raw_data(&out, m.event, m.channel, data_json, data_len, m.channel);
+    pusher_encode_raw_data(&out, m.event, m.event_len, m.channel, m.channel_len, data_json,
+                           data_len, m.channel, m.channel_len);
     round_trip(&out, &m);
     buf_reset(&out);
 
-    pusher_encode_string_data(&out, m.event, m.channel, data_json ? data_json : "", data_len);
+    pusher_encode_string_data(&out, m.event, m.event_len, m.channel, m.channel_len,
+                              data_json ? data_json : "", data_len);
     round_trip(&out, &m);
     buf_reset(&out);
 
     pusher_encode_error(&out, (int)m.event_len, m.event);
-    pusher_encode_subscription_error(&out, m.channel, m.event, m.channel, (int)m.channel_len);
+    pusher_encode_subscription_error(&out, m.channel, m.channel_len, m.event, m.channel,
+                                     (int)m.channel_len);
 
     free(data_json);
     buf_free(&out);

@@ -143,20 +143,13 @@ static bool parse_item(api_request *r, json_t *obj, publish_item *it, bool singl
 
 static void publish(api_request *r, const publish_item *it)
 {
-    char name[256];
-    size_t n = it->name_len < sizeof(name) - 1 ? it->name_len : sizeof(name) - 1;
-    memcpy(name, it->name, n);
-    name[n] = '\0';
     for (size_t i = 0; i < it->num_channels; i++) {
-        char channel[256];
-        size_t cl =
-            it->channel_lens[i] < sizeof(channel) - 1 ? it->channel_lens[i] : sizeof(channel) - 1;
-        memcpy(channel, it->channels[i], cl);
-        channel[cl] = '\0';
+        const char *channel = it->channels[i];
+        size_t cl = it->channel_lens[i];
         buf b; /* encoded straight into the frame every subscriber shares */
         frame_buf_init(&b);
-        buf_reserve(&b, it->data_len + cl + n + 64);
-        pusher_encode_string_data(&b, name, channel, it->data, it->data_len);
+        buf_reserve(&b, it->data_len + cl + it->name_len + 64);
+        pusher_encode_string_data(&b, it->name, it->name_len, channel, cl, it->data, it->data_len);
         frame *f = frame_buf_take(&b);
         hub_publish(r->hub, channel, cl, f, it->except[0] ? it->except : NULL);
         frame_unref(f);

@@ -25,6 +25,16 @@ enum {
 /* The names used in event_types and in payloads, indexed by bit number. */
 extern const char *const hk_webhook_event_names[HK_WEBHOOK_NUM_EVENTS];
 
+/* The one bound on names: the largest max_channel_name_length and
+ * max_event_name_length an app may set. Names travel as pointer and length
+ * everywhere (frames, the hub, the directory, webhooks), so no fixed buffer
+ * holds one; what bounds this value is the HTTP API, whose
+ * GET /channels/{name} carries the name percent-encoded (up to 3 bytes a
+ * character) in a request head of at most HTTP_MAX_HEAD_BYTES
+ * (net/http_parser.h; api/channels.c checks the two agree). Every other
+ * name-related size is derived from it or checked against it. */
+#define HK_MAX_NAME_LENGTH 4096
+
 /* One webhook target of an app (soketi's shape: url, event_types, filter,
  * headers). */
 typedef struct hk_webhook {
@@ -49,8 +59,8 @@ typedef struct hk_app {
     size_t max_presence_user_bytes;       /* channel_data user object size */
     bool subscription_count;              /* pusher_internal:subscription_count events */
     uint32_t activity_timeout;            /* seconds, advertised in connection_established */
-    size_t max_channel_name_length;       /* 200 */
-    size_t max_event_name_length;         /* 200 */
+    size_t max_channel_name_length;       /* 200; at most HK_MAX_NAME_LENGTH */
+    size_t max_event_name_length;         /* 200; at most HK_MAX_NAME_LENGTH */
     uint32_t max_channels_per_event;      /* 100 */
     uint32_t max_batch_events;            /* 10 */
     uint32_t max_channels_per_connection; /* 100: more subscriptions are refused */

@@ -97,11 +97,8 @@ void hub_observe(hub *h, hub_observer_fn fn, void *ctx)
 void hub_emit(hub_app *app, const hub_event *ev)
 {
     hub *h = app->hub;
-    hub_event e = *ev;
-    if (e.channel && !e.channel_len)
-        e.channel_len = strlen(e.channel);
     for (size_t i = 0; i < h->num_observers; i++)
-        h->observers[i].fn(h->observers[i].ctx, app->cfg, &e);
+        h->observers[i].fn(h->observers[i].ctx, app->cfg, ev);
 }
 
 void hub_send_payload(subscriber *s, const buf *payload)

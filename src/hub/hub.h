@@ -112,14 +112,17 @@ enum hub_event_kind {
 };
 
 /* One event. Strings are borrowed for the call only; unused fields are
- * NULL / 0. */
+ * NULL / 0. Names come with their whole length; channel (except on
+ * HUB_PUBLISH), user_id and event are also NUL-terminated. */
 typedef struct hub_event {
     enum hub_event_kind kind;
     const char *channel;
     size_t channel_len;
     const char *user_id; /* member events; client events on presence channels */
-    const char *event;   /* client event name */
-    const char *data;    /* client event data as JSON text as sent */
+    size_t user_id_len;
+    const char *event; /* client event name */
+    size_t event_len;
+    const char *data; /* client event data as JSON text as sent */
     size_t data_len;
     const char *socket_id; /* client events, connection ends */
     long subscription_count;
@@ -227,8 +230,8 @@ hub_channel *hub_channel_find(hub_app *app, const char *name, size_t len);
 void hub_publish(hub_app *app, const char *name, size_t len, frame *f,
                  const char *except_socket_id);
 /* A client event from s on its subscribed channel (reported to observers). */
-void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event, const char *data,
-                      size_t data_len);
+void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event, size_t event_len,
+                      const char *data, size_t data_len);
 
 /* Signs s in as user_id, watching the given ids; sends the watchlist's
  * current online state. Returns false if s is signed in as another user. */

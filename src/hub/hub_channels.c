@@ -54,11 +54,11 @@ static void send_subscription_succeeded(subscriber *s, hub_channel *ch, const bu
     buf payload;
     buf_init(&payload);
     if (presence)
-        pusher_encode_string_data(&payload, "pusher_internal:subscription_succeeded", ch->name,
-                                  presence->data, presence->len);
+        pusher_encode_string_data(&payload, PUSHER_LIT("pusher_internal:subscription_succeeded"),
+                                  ch->name, ch->name_len, presence->data, presence->len);
     else
-        pusher_encode_string_data(&payload, "pusher_internal:subscription_succeeded", ch->name,
-                                  "{}", 2);
+        pusher_encode_string_data(&payload, PUSHER_LIT("pusher_internal:subscription_succeeded"),
+                                  ch->name, ch->name_len, "{}", 2);
     hub_send_payload(s, &payload);
     buf_free(&payload);
 }
@@ -77,15 +77,21 @@ static void member_event(hub_app *app, const char *channel, size_t channel_len, 
         buf_append(&data, info, info_len);
     }
     buf_append_char(&data, '}');
-    pusher_encode_string_data(
-        &payload, added ? "pusher_internal:member_added" : "pusher_internal:member_removed",
-        channel, data.data, data.len);
+    if (added)
+        pusher_encode_string_data(&payload, PUSHER_LIT("pusher_internal:member_added"), channel,
+                                  channel_len, data.data, data.len);
+    else
+        pusher_encode_string_data(&payload, PUSHER_LIT("pusher_internal:member_removed"), channel,
+                                  channel_len, data.data, data.len);
     hub_group_publish_payload(app, channel, channel_len, &payload, except);
     buf_free(&data);
     buf_free(&payload);
 
-    hub_event ev = {
-        .kind = added ? HUB_MEMBER_ADDED : HUB_MEMBER_REMOVED, .channel = channel, .user_id = id};
+    hub_event ev = {.kind = added ? HUB_MEMBER_ADDED : HUB_MEMBER_REMOVED,
+                    .channel = channel,
+                    .channel_len = channel_len,
+                    .user_id = id,
+                    .user_id_len = id_len};
     hub_emit(app, &ev);
 }
 
@@ -99,13 +105,15 @@ static void subscription_count_changed(hub_app *app, const char *channel, size_t
         int n = snprintf(data, sizeof(data), "{\"subscription_count\":%u}", total);
         buf payload;
         buf_init(&payload);
-        pusher_encode_string_data(&payload, "pusher_internal:subscription_count", channel, data,
-                                  (size_t)n);
+        pusher_encode_string_data(&payload, PUSHER_LIT("pusher_internal:subscription_count"),
+                                  channel, len, data, (size_t)n);
         hub_group_publish_payload(app, channel, len, &payload, NULL);
         buf_free(&payload);
     }
-    hub_event ev = {
-        .kind = HUB_SUBSCRIPTION_COUNT, .channel = channel, .subscription_count = total};
+    hub_event ev = {.kind = HUB_SUBSCRIPTION_COUNT,
+                    .channel = channel,
+                    .channel_len = len,
+                    .subscription_count = total};
     hub_emit(app, &ev);
 }
 
@@ -200,14 +208,15 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
         buf_append_char(&payload, '}');
         hub_send_payload(s, &payload);
         buf_free(&payload);
-        hub_event ev = {.kind = HUB_CACHE_MISS, .channel = ch->name};
+        hub_event ev = {.kind = HUB_CACHE_MISS, .channel = ch->name, .channel_len = ch->name_len};
         hub_emit(app, &ev);
     }
     if (r.new_member)
         member_event(app, ch->name, ch->name_len, join->user_id, join->user_id_len, join->user_info,
                      join->user_info_len, s);
     if (r.total == 1) {
-        hub_event ev = {.kind = HUB_CHANNEL_OCCUPIED, .channel = ch->name};
+        hub_event ev = {
+            .kind = HUB_CHANNEL_OCCUPIED, .channel = ch->name, .channel_len = ch->name_len};
         hub_emit(app, &ev);
     }
     subscription_count_changed(app, ch->name, ch->name_len, r.total);
@@ -236,35 +245,27 @@ void hub_unsubscribe_slot(subscriber *s, uint32_t i)
     }
     ch->num_subs--;
 
-    char member_id[160];
-    size_t member_len = 0;
-    bool member_left_worker = false;
+    /* The channel and the member are freed last: their names are what the
+     * directory and the events below are told, whole. */
+    hub_member *gone = NULL;
     if (slot.member && --slot.member->conns == 0) {
-        hub_member *m = slot.member;
-        member_len = m->id_len < sizeof(member_id) - 1 ? m->id_len : sizeof(member_id) - 1;
-        memcpy(member_id, m->id, member_len);
-        member_id[member_len] = '\0';
-        strmap_remove(&ch->members, m->id, m->id_len);
-        free(m);
-        member_left_worker = true;
+        gone = slot.member;
+        strmap_remove(&ch->members, gone->id, gone->id_len);
     }
-    char name[256];
-    size_t name_len = ch->name_len < sizeof(name) - 1 ? ch->name_len : sizeof(name) - 1;
-    memcpy(name, ch->name, name_len);
-    name[name_len] = '\0';
-    channel_release(ch);
-
     bool member_removed = false;
     uint32_t total =
-        directory_unsubscribe(app->hub->dir, app->index, name, name_len,
-                              member_left_worker ? member_id : NULL, member_len, &member_removed);
+        directory_unsubscribe(app->hub->dir, app->index, ch->name, ch->name_len,
+                              gone ? gone->id : NULL, gone ? gone->id_len : 0, &member_removed);
     if (member_removed)
-        member_event(app, name, name_len, member_id, member_len, NULL, 0, NULL);
+        member_event(app, ch->name, ch->name_len, gone->id, gone->id_len, NULL, 0, NULL);
     if (total == 0) {
-        hub_event ev = {.kind = HUB_CHANNEL_VACATED, .channel = name};
+        hub_event ev = {
+            .kind = HUB_CHANNEL_VACATED, .channel = ch->name, .channel_len = ch->name_len};
         hub_emit(app, &ev);
     }
-    subscription_count_changed(app, name, name_len, total);
+    subscription_count_changed(app, ch->name, ch->name_len, total);
+    free(gone);
+    channel_release(ch);
 }
 
 bool hub_unsubscribe(subscriber *s, const char *name, size_t len)
@@ -292,15 +293,18 @@ void hub_publish(hub_app *app, const char *name, size_t len, frame *f, const cha
     hub_emit(app, &ev);
 }
 
-void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event, const char *data,
-                      size_t data_len)
+void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event, size_t event_len,
+                      const char *data, size_t data_len)
 {
     hub_channel *ch = slot->channel;
     hub_group_send(s->app, MSG_PUBLISH, ch->name, ch->name_len, f, s);
     hub_event ev = {.kind = HUB_CLIENT_EVENT,
                     .channel = ch->name,
+                    .channel_len = ch->name_len,
                     .user_id = slot->member ? slot->member->id : NULL,
+                    .user_id_len = slot->member ? slot->member->id_len : 0,
                     .event = event,
+                    .event_len = event_len,
                     .data = data,
                     .data_len = data_len,
                     .socket_id = s->socket_id,

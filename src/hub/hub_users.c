@@ -10,6 +10,11 @@
 #include "util/buf.h"
 #include "util/json_write.h"
 
+/* "#server-to-user-<id>" of any valid id is a name the largest name limit
+ * allows. */
+_Static_assert(sizeof(CHANNEL_USER_PREFIX) - 1 + USER_ID_MAX_LENGTH <= HK_MAX_NAME_LENGTH,
+               "user channel names fit HK_MAX_NAME_LENGTH");
+
 hub_user *hub_user_find(hub_app *app, const char *id, size_t len)
 {
     return strmap_get(&app->users, id, len);
@@ -77,8 +82,8 @@ static void send_watchlist_events(subscriber *s, const char *online_ids, size_t 
         buf_append_str(&data, "]}");
     }
     buf_append_str(&data, "]}");
-    pusher_encode_string_data(&payload, "pusher_internal:watchlist_events", NULL, data.data,
-                              data.len);
+    pusher_encode_string_data(&payload, PUSHER_LIT("pusher_internal:watchlist_events"), NULL, 0,
+                              data.data, data.len);
     hub_send_payload(s, &payload);
     buf_free(&data);
     buf_free(&payload);
@@ -154,15 +159,11 @@ void hub_user_detach(subscriber *s)
         hub_user *u = s->user;
         remove_sub(u->conns, &u->num_conns, s);
         s->user = NULL;
-        if (directory_user_online(app->hub->dir, app->index, u->id, u->id_len, -1) == 0) {
-            char id[160];
-            size_t n = u->id_len < sizeof(id) ? u->id_len : sizeof(id);
-            memcpy(id, u->id, n);
-            hub_user_release(app, u);
-            hub_group_send(app, MSG_USER_OFFLINE, id, n, NULL, NULL);
-        } else {
-            hub_user_release(app, u);
-        }
+        /* Watchers here hear of it while u (and its id) still exists;
+         * released after, it is freed unless someone still watches it. */
+        if (directory_user_online(app->hub->dir, app->index, u->id, u->id_len, -1) == 0)
+            hub_group_send(app, MSG_USER_OFFLINE, u->id, u->id_len, NULL, NULL);
+        hub_user_release(app, u);
     }
     for (uint32_t i = 0; i < s->num_watching; i++) {
         hub_user *w = s->watching[i];

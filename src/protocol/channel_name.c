@@ -2,7 +2,6 @@
 
 #include <string.h>
 
-#define USER_ID_MAX 128
 #define SOCKET_ID_PART_MAX 20
 
 static bool has_prefix(const char *s, size_t len, const char *prefix)
@@ -61,7 +60,7 @@ bool channel_kind_needs_auth(channel_kind k)
 
 bool user_id_valid(const char *id, size_t len)
 {
-    return len >= 1 && len <= USER_ID_MAX && name_chars_valid(id, len);
+    return len >= 1 && len <= USER_ID_MAX_LENGTH && name_chars_valid(id, len);
 }
 
 bool channel_name_valid(const char *name, size_t len, size_t max_len, const char **reason)

@@ -31,7 +31,11 @@ bool channel_kind_needs_auth(channel_kind k);
  * failure (reason may be NULL). */
 bool channel_name_valid(const char *name, size_t len, size_t max_len, const char **reason);
 
-/* User ids: 1..128 bytes of the channel-name character set. */
+/* The longest user id (presence members, sign-in, #server-to-user-<id>):
+ * a protocol rule, not a setting. */
+#define USER_ID_MAX_LENGTH 128
+
+/* User ids: 1..USER_ID_MAX_LENGTH bytes of the channel-name character set. */
 bool user_id_valid(const char *id, size_t len);
 
 /* Event names: 1..max_len bytes, any characters. */

@@ -104,25 +104,24 @@ const char *pusher_msg_data_string(const pusher_msg *m, const char *key, size_t 
 
 /* --- encoding ----------------------------------------------------------- */
 
-static void begin(buf *out, const char *event)
+static void begin(buf *out, const char *event, size_t event_len)
 {
     buf_append_str(out, "{\"event\":");
-    json_write_cstr(out, event);
+    json_write_string(out, event, event_len);
 }
 
-static void add_key_str(buf *out, const char *key, const char *value)
+static void add_key_str(buf *out, const char *key, const char *value, size_t len)
 {
     buf_append_char(out, ',');
     buf_append_str(out, key);
-    json_write_cstr(out, value);
+    json_write_string(out, value, len);
 }
 
 /* A JSON string of text that may quote client input: ill-formed UTF-8 is
  * replaced by U+FFFD (utf8_sanitize), so the frame is always a valid text
  * frame; json_write_string escapes the rest. */
-static void write_text(buf *out, const char *text)
+static void write_text(buf *out, const char *text, size_t len)
 {
-    size_t len = strlen(text);
     if (utf8_valid((const uint8_t *)text, len)) {
         json_write_string(out, text, len);
         return;
@@ -134,64 +133,65 @@ static void write_text(buf *out, const char *text)
     free(clean);
 }
 
-static void add_key_text(buf *out, const char *key, const char *value)
+static void add_key_text(buf *out, const char *key, const char *value, size_t len)
 {
     buf_append_char(out, ',');
     buf_append_str(out, key);
-    write_text(out, value);
+    write_text(out, value, len);
 }
 
-void pusher_encode_string_data(buf *out, const char *event, const char *channel,
-                               const char *data_str, size_t data_len)
+void pusher_encode_string_data(buf *out, const char *event, size_t event_len, const char *channel,
+                               size_t channel_len, const char *data_str, size_t data_len)
 {
-    begin(out, event);
+    begin(out, event, event_len);
     buf_append_str(out, ",\"data\":");
     json_write_string(out, data_str, data_len);
     if (channel)
-        add_key_str(out, "\"channel\":", channel);
+        add_key_str(out, "\"channel\":", channel, channel_len);
     buf_append_char(out, '}');
 }
 
-void pusher_encode_raw_data(buf *out, const char *event, const char *channel, const char *data_json,
-                            size_t data_len, const char *user_id)
+void pusher_encode_raw_data(buf *out, const char *event, size_t event_len, const char *channel,
+                            size_t channel_len, const char *data_json, size_t data_len,
+                            const char *user_id, size_t user_id_len)
 {
-    begin(out, event);
+    begin(out, event, event_len);
     if (data_json) {
         buf_append_str(out, ",\"data\":");
         buf_append(out, data_json, data_len);
     }
     if (channel)
-        add_key_str(out, "\"channel\":", channel);
+        add_key_str(out, "\"channel\":", channel, channel_len);
     if (user_id)
-        add_key_str(out, "\"user_id\":", user_id);
+        add_key_str(out, "\"user_id\":", user_id, user_id_len);
     buf_append_char(out, '}');
 }
 
 void pusher_encode_error(buf *out, int code, const char *message)
 {
-    begin(out, "pusher:error");
+    begin(out, PUSHER_LIT("pusher:error"));
     buf_append_str(out, ",\"data\":{\"code\":");
     if (code)
         buf_append_i64(out, code);
     else
         buf_append_str(out, "null");
-    add_key_text(out, "\"message\":", message ? message : "");
+    add_key_text(out, "\"message\":", message ? message : "", message ? strlen(message) : 0);
     buf_append_str(out, "}}");
 }
 
 /* Key order event, data, channel like every other frame (spec §0 [rec]);
  * pusher-js and the native SDKs read it by key. */
-void pusher_encode_subscription_error(buf *out, const char *channel, const char *type,
-                                      const char *error, int status)
+void pusher_encode_subscription_error(buf *out, const char *channel, size_t channel_len,
+                                      const char *type, const char *error, int status)
 {
-    begin(out, "pusher:subscription_error");
+    begin(out, PUSHER_LIT("pusher:subscription_error"));
     buf_append_str(out, ",\"data\":{\"type\":");
-    write_text(out, type ? type : "");
-    add_key_text(out, "\"error\":", error ? error : "");
+    write_text(out, type ? type : "", type ? strlen(type) : 0);
+    add_key_text(out, "\"error\":", error ? error : "", error ? strlen(error) : 0);
     buf_append_str(out, ",\"status\":");
     buf_append_i64(out, status);
     buf_append_char(out, '}');
     if (channel)
-        add_key_text(out, "\"channel\":", channel);
+        add_key_text(out, "\"channel\":", channel, channel_len);
     buf_append_char(out, '}');
 }

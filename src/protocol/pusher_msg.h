@@ -35,24 +35,32 @@ const char *pusher_msg_data_string(const pusher_msg *m, const char *key, size_t 
 
 /* --- encoding: append one complete JSON message to out ------------------- */
 
+/* Names (event, channel, user id) are given as pointer and length: they
+ * need not be NUL-terminated and are written whole, whatever their length.
+ * PUSHER_LIT("pusher:pong") passes a string literal as both. */
+#define PUSHER_LIT(s) (s), (sizeof(s) - 1)
+
 /* {"event":E,"data":"<data as a JSON string>","channel":C}; channel may be
- * NULL. data_str is the already-encoded inner JSON text (e.g. "{}"). */
-void pusher_encode_string_data(buf *out, const char *event, const char *channel,
-                               const char *data_str, size_t data_len);
+ * NULL (no channel key). data_str is the already-encoded inner JSON text
+ * (e.g. "{}"). */
+void pusher_encode_string_data(buf *out, const char *event, size_t event_len, const char *channel,
+                               size_t channel_len, const char *data_str, size_t data_len);
 
 /* {"event":E,"data":<raw JSON>,"channel":C[,"user_id":U]}; data_json is
- * copied verbatim (NULL → no data key); channel and user_id may be NULL. */
-void pusher_encode_raw_data(buf *out, const char *event, const char *channel, const char *data_json,
-                            size_t data_len, const char *user_id);
+ * copied verbatim (NULL → no data key); channel and user_id may be NULL
+ * (no key). */
+void pusher_encode_raw_data(buf *out, const char *event, size_t event_len, const char *channel,
+                            size_t channel_len, const char *data_json, size_t data_len,
+                            const char *user_id, size_t user_id_len);
 
 /* {"event":"pusher:error","data":{"code":C,"message":M}}; code 0 → null.
  * M may quote client input: ill-formed UTF-8 in it becomes U+FFFD. */
 void pusher_encode_error(buf *out, int code, const char *message);
 
 /* {"event":"pusher:subscription_error","data":{"type":T,"error":E,"status":S},"channel":C}
- * (the usual key order: event, data, channel); channel may be NULL. Ill-formed
- * UTF-8 in T, E or C becomes U+FFFD. */
-void pusher_encode_subscription_error(buf *out, const char *channel, const char *type,
-                                      const char *error, int status);
+ * (the usual key order: event, data, channel); channel may be NULL (no
+ * channel key). Ill-formed UTF-8 in T, E or C becomes U+FFFD. */
+void pusher_encode_subscription_error(buf *out, const char *channel, size_t channel_len,
+                                      const char *type, const char *error, int status);
 
 #endif

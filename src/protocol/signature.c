@@ -110,11 +110,11 @@ static void msg_build(sig_msg *m, const char *const parts[], const size_t lens[]
 }
 
 bool sig_check_channel(const char *app_key, const char *secret, const char *socket_id,
-                       const char *channel, const char *channel_data, size_t channel_data_len,
-                       const char *auth, size_t auth_len)
+                       const char *channel, size_t channel_len, const char *channel_data,
+                       size_t channel_data_len, const char *auth, size_t auth_len)
 {
     const char *parts[] = {socket_id, ":", channel, ":", channel_data};
-    size_t lens[] = {strlen(socket_id), 1, strlen(channel), 1, channel_data_len};
+    size_t lens[] = {strlen(socket_id), 1, channel_len, 1, channel_data_len};
     sig_msg m;
     msg_build(&m, parts, lens, channel_data ? 5 : 3);
     bool ok = check_auth(app_key, secret, m.p, m.len, auth, auth_len);

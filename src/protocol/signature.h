@@ -23,8 +23,8 @@ bool sig_equal(const void *a, size_t a_len, const void *b, size_t b_len);
  * "<socket_id>:<channel>" or, when channel_data is not NULL,
  * "<socket_id>:<channel>:<channel_data>". */
 bool sig_check_channel(const char *app_key, const char *secret, const char *socket_id,
-                       const char *channel, const char *channel_data, size_t channel_data_len,
-                       const char *auth, size_t auth_len);
+                       const char *channel, size_t channel_len, const char *channel_data,
+                       size_t channel_data_len, const char *auth, size_t auth_len);
 
 /* Checks a sign-in auth value against "<socket_id>::user::<user_data>". */
 bool sig_check_user(const char *app_key, const char *secret, const char *socket_id,

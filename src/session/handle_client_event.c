@@ -64,16 +64,18 @@ void handle_client_event(conn *c, const pusher_msg *m)
                            "Client event rejected: data is over the payload limit");
         return;
     }
-    /* Relayed whole: the decoder refuses NUL in strings, so m->event is a C
-     * string of event_len bytes (a copy cut at a fixed size could split a
-     * character and make every receiver fail the connection with 1007). */
+    /* Relayed whole, as pointer and length (a copy cut at a fixed size
+     * would rename the event, and could split a character and make every
+     * receiver fail the connection with 1007). The decoder refuses NUL in
+     * strings, so observers may also read it as a C string. */
     const char *event = m->event;
     buf b;
     frame_buf_init(&b);
-    pusher_encode_raw_data(&b, event, slot->channel->name, data, data_len,
-                           slot->member ? slot->member->id : NULL);
+    pusher_encode_raw_data(&b, event, m->event_len, slot->channel->name, slot->channel->name_len,
+                           data, data_len, slot->member ? slot->member->id : NULL,
+                           slot->member ? slot->member->id_len : 0);
     frame *f = frame_buf_take(&b);
-    hub_client_event(&session_of(c)->sub, slot, f, event, data, data_len);
+    hub_client_event(&session_of(c)->sub, slot, f, event, m->event_len, data, data_len);
     frame_unref(f);
     free(data);
 }

@@ -10,39 +10,49 @@
 #include "protocol/signature.h"
 #include "session/session_internal.h"
 
-/* The presence member from channel_data: user_id (string or integer,
- * normalized to a string) and user_info as compact JSON. Returns NULL on
- * success or the reason. *info is malloc'ed. */
-static const char *parse_member(const char *channel_data, size_t len, char *id_out, size_t id_cap,
-                                char **info)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* The presence member from channel_data. */
+typedef struct member {
+    json_t *root;   /* owned: the parsed channel_data, id may point into it */
+    const char *id; /* user_id (string, or an integer written into digits) */
+    size_t id_len;
+    char digits[24]; /* an integer user_id as text: at most 20 digits and a sign */
+    char *info;      /* user_info as compact JSON, malloc'ed */
+} member;
+
+static void member_free(member *m)
+{
+    json_decref(m->root);
+    free(m->info);
+}
+
+/* Reads user_id (string or integer, normalized to a string) and user_info
+ * from channel_data. Returns NULL on success or the reason; either way
+ * member_free releases what *m holds. */
+static const char *parse_member(const char *channel_data, size_t len, member *m)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(channel_data, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root || !json_is_object(root)) {
-        json_decref(root);
+    m->root = json_loadb(channel_data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!m->root || !json_is_object(m->root))
         return "channel_data must be a JSON object";
-    }
-    json_t *uid = json_object_get(root, "user_id");
+    json_t *uid = json_object_get(m->root, "user_id");
     if (json_is_string(uid)) {
-        if (json_string_length(uid) >= id_cap) {
-            json_decref(root);
-            return "user_id is too long";
-        }
-        memcpy(id_out, json_string_value(uid), json_string_length(uid) + 1);
+        m->id = json_string_value(uid);
+        m->id_len = json_string_length(uid);
     } else if (json_is_integer(uid)) {
-        snprintf(id_out, id_cap, "%lld", (long long)json_integer_value(uid));
+        int n = snprintf(m->digits, sizeof(m->digits), "%lld", (long long)json_integer_value(uid));
+        m->id = m->digits;
+        m->id_len = (size_t)n;
     } else {
-        json_decref(root);
         return "channel_data must have a user_id string";
     }
-    if (!user_id_valid(id_out, strlen(id_out))) {
-        json_decref(root);
-        return "user_id must be 1-128 characters of [A-Za-z0-9_-=@,.;]";
-    }
-    json_t *ui = json_object_get(root, "user_info");
-    *info = ui ? json_dumps(ui, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("null");
-    json_decref(root);
-    if (!*info)
+    if (!user_id_valid(m->id, m->id_len))
+        return "user_id must be 1-" STR(USER_ID_MAX_LENGTH) " characters of [A-Za-z0-9_-=@,.;]";
+    json_t *ui = json_object_get(m->root, "user_info");
+    m->info = ui ? json_dumps(ui, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("null");
+    if (!m->info)
         abort();
     return NULL;
 }
@@ -54,13 +64,13 @@ void handle_subscribe(conn *c, const pusher_msg *m)
     const char *name = pusher_msg_data_string(m, "channel", &name_len);
     const char *reason = NULL;
     if (!name) {
-        session_subscription_error(c, NULL, "InvalidChannel", "Missing channel name", 400);
+        session_subscription_error(c, NULL, 0, "InvalidChannel", "Missing channel name", 400);
         return;
     }
     if (!channel_name_valid(name, name_len, app->max_channel_name_length, &reason)) {
         char error[256];
         snprintf(error, sizeof(error), "Invalid channel name: %s", reason ? reason : "bad name");
-        session_subscription_error(c, name, "InvalidChannel", error, 400);
+        session_subscription_error(c, name, name_len, "InvalidChannel", error, 400);
         return;
     }
     /* max_channels_per_connection: a new channel past the limit is refused;
@@ -71,7 +81,7 @@ void handle_subscribe(conn *c, const pusher_msg *m)
         snprintf(error, sizeof(error),
                  "Too many channels on this connection: the limit is %" PRIu32,
                  app->max_channels_per_connection);
-        session_subscription_error(c, name, "LimitReached", error, 400);
+        session_subscription_error(c, name, name_len, "LimitReached", error, 400);
         return;
     }
     channel_kind kind = channel_classify(name, name_len);
@@ -80,7 +90,7 @@ void handle_subscribe(conn *c, const pusher_msg *m)
         size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
         hub_user *u = session_of(c)->sub.user;
         if (!u || u->id_len != name_len - prefix || memcmp(u->id, name + prefix, u->id_len) != 0) {
-            session_subscription_error(c, name, "AuthError",
+            session_subscription_error(c, name, name_len, "AuthError",
                                        "Only the signed-in user may subscribe to its own "
                                        "#server-to-user channel",
                                        401);
@@ -96,57 +106,66 @@ void handle_subscribe(conn *c, const pusher_msg *m)
         size_t auth_len = 0;
         const char *auth = pusher_msg_data_string(m, "auth", &auth_len);
         if (!auth || auth_len == 0) {
-            session_subscription_error(c, name, "AuthError",
+            session_subscription_error(c, name, name_len, "AuthError",
                                        "The connection is unauthorized: auth is missing", 401);
             return;
         }
-        if (!sig_check_channel(app->key, app->secret, session_of(c)->sub.socket_id, name,
+        if (!sig_check_channel(app->key, app->secret, session_of(c)->sub.socket_id, name, name_len,
                                channel_data, cd_len, auth, auth_len)) {
-            char error[512];
-            snprintf(error, sizeof(error),
-                     "The connection is unauthorized: invalid signature, expected HMAC-SHA256 "
-                     "hex of \"%s:%.200s%s\"",
-                     session_of(c)->sub.socket_id, name, channel_data ? ":<channel_data>" : "");
-            session_subscription_error(c, name, "AuthError", error, 401);
+            /* The string to sign, with the whole channel name (valid names
+             * are ASCII). */
+            buf error;
+            buf_init(&error);
+            buf_printf(&error,
+                       "The connection is unauthorized: invalid signature, expected HMAC-SHA256 "
+                       "hex of \"%s:",
+                       session_of(c)->sub.socket_id);
+            buf_append(&error, name, name_len);
+            buf_append_str(&error, channel_data ? ":<channel_data>\"" : "\"");
+            char *text = buf_steal(&error);
+            session_subscription_error(c, name, name_len, "AuthError", text, 401);
+            free(text);
             return;
         }
     }
 
     hub_presence_join join = {0};
-    char user_id[160];
-    char *info = NULL;
+    member mb = {0};
     if (kind.type == CHANNEL_PRESENCE) {
+        if (!channel_data && !session_of(c)->sub.user) {
+            session_subscription_error(c, name, name_len, "InvalidChannelData",
+                                       "Presence channels need channel_data with a user_id", 400);
+            return;
+        }
         if (channel_data) {
             if (cd_len > app->max_presence_user_bytes) {
                 char error[160];
                 snprintf(error, sizeof(error), "The maximum size for a channel member is %zu bytes",
                          app->max_presence_user_bytes);
-                session_subscription_error(c, name, "LimitReached", error, 413);
+                session_subscription_error(c, name, name_len, "LimitReached", error, 413);
                 return;
             }
-            const char *bad = parse_member(channel_data, cd_len, user_id, sizeof(user_id), &info);
+            const char *bad = parse_member(channel_data, cd_len, &mb);
             if (bad) {
-                session_subscription_error(c, name, "InvalidChannelData", bad, 400);
+                session_subscription_error(c, name, name_len, "InvalidChannelData", bad, 400);
+                member_free(&mb);
                 return;
             }
-        } else if (session_of(c)->sub.user) {
-            /* pusher-js allows presence auth without channel_data when signed in */
-            snprintf(user_id, sizeof(user_id), "%s", session_of(c)->sub.user->id);
-            info = strdup(session_of(c)->user_info ? session_of(c)->user_info : "null");
-            if (!info)
-                abort();
         } else {
-            session_subscription_error(c, name, "InvalidChannelData",
-                                       "Presence channels need channel_data with a user_id", 400);
-            return;
+            /* pusher-js allows presence auth without channel_data when signed in */
+            mb.id = session_of(c)->sub.user->id;
+            mb.id_len = session_of(c)->sub.user->id_len;
+            mb.info = strdup(session_of(c)->user_info ? session_of(c)->user_info : "null");
+            if (!mb.info)
+                abort();
         }
-        join = (hub_presence_join){user_id, strlen(user_id), info, strlen(info)};
+        join = (hub_presence_join){mb.id, mb.id_len, mb.info, strlen(mb.info)};
     }
 
     enum hub_subscribe_result r = hub_subscribe(&session_of(c)->sub, name, name_len, kind, &join);
-    free(info);
+    member_free(&mb);
     if (r == HUB_MEMBER_LIMIT) {
-        session_subscription_error(c, name, "LimitReached",
+        session_subscription_error(c, name, name_len, "LimitReached",
                                    "The maximum members per presence channel limit was reached",
                                    4100);
         return;

@@ -47,12 +47,14 @@ void session_send_error(conn *c, int code, const char *message)
     buf_free(&b);
 }
 
-void session_subscription_error(conn *c, const char *channel, const char *type, const char *error,
-                                int status)
+void session_subscription_error(conn *c, const char *channel, size_t channel_len, const char *type,
+                                const char *error, int status)
 {
     buf b;
     buf_init(&b);
-    pusher_encode_subscription_error(&b, channel ? channel : "", type, error, status);
+    /* A missing name is answered with "channel":"" */
+    pusher_encode_subscription_error(&b, channel ? channel : "", channel ? channel_len : 0, type,
+                                     error, status);
     conn_send_text(c, b.data, b.len);
     buf_free(&b);
 }
@@ -140,7 +142,8 @@ void session_open(conn *c, const http_request *req)
                      session_of(c)->sub.socket_id, app->activity_timeout);
     buf b;
     buf_init(&b);
-    pusher_encode_string_data(&b, "pusher:connection_established", NULL, data, (size_t)n);
+    pusher_encode_string_data(&b, PUSHER_LIT("pusher:connection_established"), NULL, 0, data,
+                              (size_t)n);
     conn_send_text(c, b.data, b.len);
     buf_free(&b);
 }

@@ -31,7 +31,7 @@ void handle_unsubscribe(conn *c, const pusher_msg *m);
 void handle_client_event(conn *c, const pusher_msg *m);
 void handle_signin(conn *c, const pusher_msg *m);
 
-void session_subscription_error(conn *c, const char *channel, const char *type, const char *error,
-                                int status);
+void session_subscription_error(conn *c, const char *channel, size_t channel_len, const char *type,
+                                const char *error, int status);
 
 #endif

@@ -113,14 +113,19 @@ static void record_event(void *ctx, const hk_app *app, const hub_event *ev)
         assert_non_null(fx->hooks);
     }
     assert_true(ev->channel || ev->kind == HUB_CONNECTION_CLOSED);
+    /* names come with their whole length (and are NUL-terminated too) */
     if (ev->channel)
         assert_int_equal(strlen(ev->channel), ev->channel_len);
+    if (ev->user_id)
+        assert_int_equal(strlen(ev->user_id), ev->user_id_len);
+    if (ev->event)
+        assert_int_equal(strlen(ev->event), ev->event_len);
     fx->hooks[fx->num_hooks++] = (wh_rec){
         .kind = ev->kind,
         .app = (size_t)(app - fx->cfg.apps),
         .channel = ev->channel ? strndup(ev->channel, ev->channel_len) : strdup(""),
-        .user_id = dup_or_null(ev->user_id),
-        .event = dup_or_null(ev->event),
+        .user_id = ev->user_id ? strndup(ev->user_id, ev->user_id_len) : NULL,
+        .event = ev->event ? strndup(ev->event, ev->event_len) : NULL,
         .data = ev->data ? strndup(ev->data, ev->data_len) : NULL,
         .socket_id = dup_or_null(ev->socket_id),
         .subscription_count = ev->subscription_count,

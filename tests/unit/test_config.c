@@ -223,6 +223,23 @@ static void test_file_values(void **state)
     rm_file(path);
 }
 
+/* The name limits go up to HK_MAX_NAME_LENGTH, the one bound on names. */
+static void test_name_limits_up_to_the_constant(void **state)
+{
+    (void)state;
+    hk_config cfg;
+    char err[ERR_CAP], json[256], *path;
+    snprintf(json, sizeof json,
+             "{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", "
+             "\"max_channel_name_length\": %d, \"max_event_name_length\": %d}]}",
+             HK_MAX_NAME_LENGTH, HK_MAX_NAME_LENGTH);
+    assert_int_equal(load_json(&cfg, json, &path, err), CONFIG_OK);
+    assert_int_equal(cfg.apps[0].max_channel_name_length, HK_MAX_NAME_LENGTH);
+    assert_int_equal(cfg.apps[0].max_event_name_length, HK_MAX_NAME_LENGTH);
+    config_free(&cfg);
+    rm_file(path);
+}
+
 static const char webhooks_json[] =
     "{\"webhook_grace_ms\": 0, \"webhook_batch_ms\": 10, \"webhook_batch_max\": 1,\n"
     " \"webhook_timeout_ms\": 200, \"webhook_retries\": 0, \"webhook_backoff_ms\": 5,\n"
@@ -502,6 +519,13 @@ static const struct {
      "apps[0].max_connections: must be -1 or an integer 0-2147483647"},
     {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", \"activity_timeout\": 0}]}",
      "apps[0].activity_timeout: must be an integer 1-86400"},
+    /* name limits end at HK_MAX_NAME_LENGTH (4096) */
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", "
+     "\"max_channel_name_length\": 4097}]}",
+     "apps[0].max_channel_name_length: must be an integer 1-4096"},
+    {"{\"apps\": [{\"id\": \"a\", \"key\": \"a\", \"secret\": \"s\", "
+     "\"max_event_name_length\": 65535}]}",
+     "apps[0].max_event_name_length: must be an integer 1-4096"},
     {"{\"apps\": [{\"id\": \"a\", \"key\": \"x\", \"secret\": \"s\"}, {\"id\": \"b\", \"key\": "
      "\"y\", \"secret\": \"s\"}, {\"id\": \"c\", \"key\": \"x\", \"secret\": \"s\"}]}",
      "apps[0].key: duplicate key 'x' (also apps[2])"},
@@ -782,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_app_defaults),
         cmocka_unit_test(test_file_values),
+        cmocka_unit_test(test_name_limits_up_to_the_constant),
         cmocka_unit_test(test_webhooks_file_values),
         cmocka_unit_test(test_empty_file_and_empty_apps_get_default_app),
         cmocka_unit_test(test_hark_config_env),

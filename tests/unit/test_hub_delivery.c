@@ -61,7 +61,7 @@ static void client_event_goes_to_others_and_to_webhooks(void **state)
     frame *f = frame_message(ev, strlen(ev));
     sub_slot *slot = hub_subscription(&a->base, "presence-chat", 13);
     assert_non_null(slot);
-    hub_client_event(&a->base, slot, f, "client-typing", "{\"t\":1}", 7);
+    hub_client_event(&a->base, slot, f, "client-typing", 13, "{\"t\":1}", 7);
     frame_unref(f);
     assert_int_equal(a->num_msgs, 0);
     assert_only_msg(b, ev);
@@ -76,8 +76,8 @@ static void client_event_goes_to_others_and_to_webhooks(void **state)
     /* on a private channel there is no user_id */
     static const char ev2[] = "{\"event\":\"client-x\",\"data\":\"s\",\"channel\":\"private-p\"}";
     f = frame_message(ev2, strlen(ev2));
-    hub_client_event(&b->base, hub_subscription(&b->base, "private-p", 9), f, "client-x", "\"s\"",
-                     3);
+    hub_client_event(&b->base, hub_subscription(&b->base, "private-p", 9), f, "client-x", 8,
+                     "\"s\"", 3);
     frame_unref(f);
     assert_only_msg(a, ev2);
     h = hooks_last(fx, HUB_CLIENT_EVENT, "private-p");
@@ -264,10 +264,103 @@ static void subscription_count_is_broadcast_and_reported(void **state)
     assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, "counted", NULL), 1);
 }
 
+/* ---- long names ------------------------------------------------------------------ */
+
+/* A name of n bytes: prefix, then fill. */
+static char *long_name(const char *prefix, char fill, size_t n)
+{
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    memset(s, fill, n);
+    memcpy(s, prefix, strlen(prefix));
+    s[n] = '\0';
+    return s;
+}
+
+/* Names as long as the config allows (and user ids at theirs) reach every
+ * frame, the directory and every observer whole; leaving frees the
+ * directory entry and reports channel_vacated and member_removed for the
+ * full names. */
+static void names_at_the_limit_travel_whole(void **state)
+{
+    fixture *fx = *state;
+    hub_app *app = app_of(fx, APP_DEFAULT);
+    char *pub = long_name("pub-", 'p', HK_MAX_NAME_LENGTH);
+    char *pres = long_name("presence-", 'q', HK_MAX_NAME_LENGTH);
+    char *uid = long_name("u", 'u', USER_ID_MAX_LENGTH);
+    rec_sub *a = sub_new(fx, APP_DEFAULT), *b = sub_new(fx, APP_DEFAULT);
+    assert_int_equal(subscribe(a, pub), HUB_SUBSCRIBED);
+    assert_int_equal(subscribe(b, pub), HUB_SUBSCRIBED);
+    assert_int_equal(join(a, pres, uid, "{}"), HUB_SUBSCRIBED);
+    assert_int_equal(join(b, pres, "bob", "{}"), HUB_SUBSCRIBED);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_OCCUPIED, pub, NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_MEMBER_ADDED, pres, uid), 1);
+
+    buf want;
+    buf_init(&want);
+    buf_printf(&want, "\"channel\":\"%s\"", pub);
+    assert_int_equal(count_containing(a, want.data), 1); /* subscription_succeeded */
+    rec_clear(a);
+    rec_clear(b);
+
+    buf_reset(&want);
+    buf_printf(&want, "{\"event\":\"say\",\"data\":\"hi\",\"channel\":\"%s\"}", pub);
+    char *ev = buf_steal(&want);
+    publish(fx, APP_DEFAULT, pub, ev, NULL);
+    assert_only_msg(a, ev);
+    assert_only_msg(b, ev);
+    free(ev);
+    rec_clear(b);
+
+    buf out;
+    buf_init(&out);
+    directory_list_channels(app->hub->dir, app->index, "", 0, false, false, &out);
+    assert_non_null(strstr(out.data, pub));
+    assert_non_null(strstr(out.data, pres));
+    buf_reset(&out);
+
+    /* a leaves the presence channel: b hears member_removed with the whole id */
+    assert_true(unsubscribe(a, pres));
+    assert_int_equal(hooks_count(fx, HUB_MEMBER_REMOVED, pres, uid), 1);
+    buf_printf(&want, "\\\"user_id\\\":\\\"%s\\\"", uid);
+    assert_int_equal(count_containing(b, want.data), 1);
+    buf_reset(&want);
+
+    /* the last subscriber of each leaves: the entries go, vacated is reported */
+    assert_true(unsubscribe(a, pub));
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, pub, NULL), 0);
+    assert_true(unsubscribe(b, pub));
+    assert_true(unsubscribe(b, pres));
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, pub, NULL), 1);
+    assert_int_equal(hooks_count(fx, HUB_CHANNEL_VACATED, pres, NULL), 1);
+    assert_null(hub_channel_find(app, pub, HK_MAX_NAME_LENGTH));
+    assert_null(hub_channel_find(app, pres, HK_MAX_NAME_LENGTH));
+    assert_false(
+        directory_channel_info(app->hub->dir, app->index, pub, HK_MAX_NAME_LENGTH).occupied);
+    directory_list_channels(app->hub->dir, app->index, "", 0, false, false, &out);
+    assert_int_equal(out.len, 0);
+
+    /* a user id at its limit signs out whole: its watcher hears "offline" */
+    assert_true(signin(a, uid, NULL, 0));
+    const char *watch[] = {uid};
+    assert_true(signin(b, "bob", watch, 1));
+    rec_clear(b);
+    hub_detach(&a->base);
+    buf_printf(&want, "\\\"offline\\\",\\\"user_ids\\\":[\\\"%s\\\"]", uid);
+    assert_int_equal(count_containing(b, want.data), 1);
+
+    buf_free(&out);
+    buf_free(&want);
+    free(pub);
+    free(pres);
+    free(uid);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(publish_reaches_subscribers_except_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(names_at_the_limit_travel_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(client_event_goes_to_others_and_to_webhooks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(cache_miss_then_replay_of_the_last_event, setup, teardown),

@@ -6,9 +6,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "util/utf8.h"
+#include "protocol/channel_name.h"
 #include "protocol/pusher_msg.h"
 
 static int decode(const char *text, pusher_msg *m, char *err, size_t cap)
@@ -271,27 +274,28 @@ static void encode_string_data_matches_spec_examples_byte_for_byte(void **state)
     (void)state;
     buf b;
     buf_init(&b);
-    pusher_encode_string_data(&b, "pusher_internal:subscription_succeeded", "private-foobar", "{}",
-                              2);
+    pusher_encode_string_data(&b, PUSHER_LIT("pusher_internal:subscription_succeeded"),
+                              PUSHER_LIT("private-foobar"), "{}", 2);
     expect_bytes(&b, "{\"event\":\"pusher_internal:subscription_succeeded\",\"data\":\"{}\","
                      "\"channel\":\"private-foobar\"}");
 
     const char *added = "{\"user_id\":\"11814b369700141b222a3f3791cec2d9\",\"user_info\":{\"name\":"
                         "\"Phil Leggetter\"}}";
-    pusher_encode_string_data(&b, "pusher_internal:member_added", "presence-example-channel", added,
-                              strlen(added));
+    pusher_encode_string_data(&b, PUSHER_LIT("pusher_internal:member_added"),
+                              PUSHER_LIT("presence-example-channel"), added, strlen(added));
     expect_bytes(&b, "{\"event\":\"pusher_internal:member_added\",\"data\":\"{\\\"user_id\\\":"
                      "\\\"11814b369700141b222a3f3791cec2d9\\\",\\\"user_info\\\":{\\\"name\\\":"
                      "\\\"Phil Leggetter\\\"}}\",\"channel\":\"presence-example-channel\"}");
 
     const char *count = "{\"subscription_count\":3}";
-    pusher_encode_string_data(&b, "pusher_internal:subscription_count", "my-channel", count,
-                              strlen(count));
+    pusher_encode_string_data(&b, PUSHER_LIT("pusher_internal:subscription_count"),
+                              PUSHER_LIT("my-channel"), count, strlen(count));
     expect_bytes(&b, "{\"event\":\"pusher_internal:subscription_count\",\"data\":\"{\\\""
                      "subscription_count\\\":3}\",\"channel\":\"my-channel\"}");
 
     const char *text = "{\"text\":\"hi\"}";
-    pusher_encode_string_data(&b, "new-message", "private-conversation-42", text, strlen(text));
+    pusher_encode_string_data(&b, PUSHER_LIT("new-message"), PUSHER_LIT("private-conversation-42"),
+                              text, strlen(text));
     expect_bytes(&b, "{\"event\":\"new-message\",\"data\":\"{\\\"text\\\":\\\"hi\\\"}\","
                      "\"channel\":\"private-conversation-42\"}");
     buf_free(&b);
@@ -302,10 +306,11 @@ static void encode_string_data_without_channel_omits_the_key(void **state)
     (void)state;
     buf b;
     buf_init(&b);
-    pusher_encode_string_data(&b, "pusher:pong", NULL, "{}", 2);
+    pusher_encode_string_data(&b, PUSHER_LIT("pusher:pong"), NULL, 0, "{}", 2);
     expect_bytes(&b, "{\"event\":\"pusher:pong\",\"data\":\"{}\"}");
     const char *wl = "{\"events\":[{\"name\":\"online\",\"user_ids\":[\"2\",\"3\"]}]}";
-    pusher_encode_string_data(&b, "pusher_internal:watchlist_events", NULL, wl, strlen(wl));
+    pusher_encode_string_data(&b, PUSHER_LIT("pusher_internal:watchlist_events"), NULL, 0, wl,
+                              strlen(wl));
     expect_bytes(&b, "{\"event\":\"pusher_internal:watchlist_events\",\"data\":\"{\\\"events\\\":"
                      "[{\\\"name\\\":\\\"online\\\",\\\"user_ids\\\":[\\\"2\\\",\\\"3\\\"]}]}\"}");
     buf_free(&b);
@@ -316,7 +321,7 @@ static void encode_escapes_control_characters_and_quotes(void **state)
     (void)state;
     buf b;
     buf_init(&b);
-    pusher_encode_string_data(&b, "a\"b", "c\\d", "x\n\x01y", 4);
+    pusher_encode_string_data(&b, PUSHER_LIT("a\"b"), PUSHER_LIT("c\\d"), "x\n\x01y", 4);
     expect_bytes(&b, "{\"event\":\"a\\\"b\",\"data\":\"x\\n\\u0001y\",\"channel\":\"c\\\\d\"}");
     buf_free(&b);
 }
@@ -326,13 +331,16 @@ static void encode_raw_data_copies_json_verbatim_and_adds_user_id(void **state)
     (void)state;
     buf b;
     buf_init(&b);
-    pusher_encode_raw_data(&b, "client-typing", "presence-room-1", "{\"typing\":true}", 15, "42");
+    pusher_encode_raw_data(&b, PUSHER_LIT("client-typing"), PUSHER_LIT("presence-room-1"),
+                           "{\"typing\":true}", 15, PUSHER_LIT("42"));
     expect_bytes(&b, "{\"event\":\"client-typing\",\"data\":{\"typing\":true},\"channel\":"
                      "\"presence-room-1\",\"user_id\":\"42\"}");
-    pusher_encode_raw_data(&b, "pusher:cache_miss", "cache-btc-usd", NULL, 0, NULL);
+    pusher_encode_raw_data(&b, PUSHER_LIT("pusher:cache_miss"), PUSHER_LIT("cache-btc-usd"), NULL,
+                           0, NULL, 0);
     expect_bytes(&b, "{\"event\":\"pusher:cache_miss\",\"channel\":\"cache-btc-usd\"}");
     const char *ud = "{\"user_data\":\"{\\\"id\\\":\\\"12345\\\"}\"}";
-    pusher_encode_raw_data(&b, "pusher:signin_success", NULL, ud, strlen(ud), NULL);
+    pusher_encode_raw_data(&b, PUSHER_LIT("pusher:signin_success"), NULL, 0, ud, strlen(ud), NULL,
+                           0);
     expect_bytes(&b, "{\"event\":\"pusher:signin_success\",\"data\":{\"user_data\":\"{\\\"id\\\":"
                      "\\\"12345\\\"}\"}}");
     buf_free(&b);
@@ -344,7 +352,7 @@ static void encode_appends_after_existing_bytes(void **state)
     buf b;
     buf_init(&b);
     buf_append_str(&b, "X");
-    pusher_encode_raw_data(&b, "e", NULL, "1", 1, NULL);
+    pusher_encode_raw_data(&b, PUSHER_LIT("e"), NULL, 0, "1", 1, NULL, 0);
     expect_bytes(&b, "X{\"event\":\"e\",\"data\":1}");
     buf_free(&b);
 }
@@ -368,7 +376,7 @@ static void encode_subscription_error_carries_type_error_and_status(void **state
     (void)state;
     buf b;
     buf_init(&b);
-    pusher_encode_subscription_error(&b, "private-foobar", "AuthError",
+    pusher_encode_subscription_error(&b, PUSHER_LIT("private-foobar"), "AuthError",
                                      "The connection is unauthorized.", 401);
     expect_bytes(&b, "{\"event\":\"pusher:subscription_error\",\"data\":{\"type\":\"AuthError\","
                      "\"error\":\"The connection is unauthorized.\",\"status\":401},\"channel\":"
@@ -404,16 +412,18 @@ static void encode_subscription_error_replaces_invalid_utf8_with_u_fffd(void **s
     (void)state;
     buf b;
     buf_init(&b);
-    pusher_encode_subscription_error(&b, "ch-\xC0\xAF", "LimitReached", "bad \xED\xA0\x80", 400);
+    pusher_encode_subscription_error(&b, PUSHER_LIT("ch-\xC0\xAF"), "LimitReached",
+                                     "bad \xED\xA0\x80", 400);
     expect_bytes(&b, "{\"event\":\"pusher:subscription_error\",\"data\":{\"type\":\"LimitReached\","
                      "\"error\":\"bad \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\",\"status\":400},"
                      "\"channel\":\"ch-\xEF\xBF\xBD\xEF\xBF\xBD\"}");
     /* valid multibyte channel names are echoed exactly (pusher-js routes by them) */
-    pusher_encode_subscription_error(&b, "\xC3\xA9moji\xE2\x9C\x93", "InvalidChannel", "x", 400);
+    pusher_encode_subscription_error(&b, PUSHER_LIT("\xC3\xA9moji\xE2\x9C\x93"), "InvalidChannel",
+                                     "x", 400);
     expect_bytes(&b,
                  "{\"event\":\"pusher:subscription_error\",\"data\":{\"type\":\"InvalidChannel\","
                  "\"error\":\"x\",\"status\":400},\"channel\":\"\xC3\xA9moji\xE2\x9C\x93\"}");
-    pusher_encode_subscription_error(&b, NULL, "InvalidChannel", "Missing channel name", 400);
+    pusher_encode_subscription_error(&b, NULL, 0, "InvalidChannel", "Missing channel name", 400);
     expect_bytes(&b,
                  "{\"event\":\"pusher:subscription_error\",\"data\":{\"type\":\"InvalidChannel\","
                  "\"error\":\"Missing channel name\",\"status\":400}}");
@@ -447,7 +457,8 @@ static void encoded_frames_decode_back_to_the_same_fields(void **state)
     (void)state;
     buf b;
     buf_init(&b);
-    pusher_encode_raw_data(&b, "client-a", "presence-x", "{\"k\":[1,2]}", 11, "u1");
+    pusher_encode_raw_data(&b, PUSHER_LIT("client-a"), PUSHER_LIT("presence-x"), "{\"k\":[1,2]}",
+                           11, PUSHER_LIT("u1"));
     pusher_msg m;
     assert_int_equal(pusher_msg_decode(b.data, b.len, &m, NULL, 0), 0);
     assert_memory_equal(m.event, "client-a", 8);
@@ -455,6 +466,66 @@ static void encoded_frames_decode_back_to_the_same_fields(void **state)
     assert_string_equal(json_string_value(json_object_get(m.root, "user_id")), "u1");
     pusher_msg_free(&m);
     buf_free(&b);
+}
+
+/* Names of any length up to the config's bound are written whole, and
+ * they are read as pointer and length: a name cut from a longer buffer
+ * (not NUL-terminated) ends where its length says. */
+static void encoders_write_long_names_whole_by_length(void **state)
+{
+    (void)state;
+    const size_t n = HK_MAX_NAME_LENGTH;
+    char *event = malloc(n + 8), *channel = malloc(n + 8), *id = malloc(USER_ID_MAX_LENGTH + 8);
+    memset(event, 'e', n + 8);
+    memcpy(event, "client-", 7);
+    memset(channel, 'c', n + 8);
+    memcpy(channel, "presence-", 9);
+    memset(id, 'u', USER_ID_MAX_LENGTH + 8); /* none of them NUL-terminated */
+    buf b, want;
+    buf_init(&b);
+    buf_init(&want);
+
+    pusher_encode_string_data(&b, event, n, channel, n, "{}", 2);
+    buf_append_str(&want, "{\"event\":\"");
+    buf_append(&want, event, n);
+    buf_append_str(&want, "\",\"data\":\"{}\",\"channel\":\"");
+    buf_append(&want, channel, n);
+    buf_append_str(&want, "\"}");
+    assert_int_equal(b.len, want.len);
+    assert_memory_equal(b.data, want.data, b.len);
+    buf_reset(&b);
+    buf_reset(&want);
+
+    pusher_encode_raw_data(&b, event, n, channel, n, "{\"k\":1}", 7, id, USER_ID_MAX_LENGTH);
+    pusher_msg m;
+    assert_int_equal(pusher_msg_decode(b.data, b.len, &m, NULL, 0), 0);
+    assert_int_equal(m.event_len, n);
+    assert_memory_equal(m.event, event, n);
+    assert_int_equal(m.channel_len, n);
+    assert_memory_equal(m.channel, channel, n);
+    json_t *uid = json_object_get(m.root, "user_id");
+    assert_int_equal(json_string_length(uid), USER_ID_MAX_LENGTH);
+    assert_memory_equal(json_string_value(uid), id, USER_ID_MAX_LENGTH);
+    pusher_msg_free(&m);
+    buf_reset(&b);
+
+    pusher_encode_subscription_error(&b, channel, n, "AuthError", "no", 401);
+    buf_append_str(&want, "{\"event\":\"pusher:subscription_error\",\"data\":{\"type\":"
+                          "\"AuthError\",\"error\":\"no\",\"status\":401},\"channel\":\"");
+    buf_append(&want, channel, n);
+    buf_append_str(&want, "\"}");
+    assert_int_equal(b.len, want.len);
+    assert_memory_equal(b.data, want.data, b.len);
+
+    /* a length shorter than the bytes there: only that much is the name */
+    buf_reset(&b);
+    pusher_encode_raw_data(&b, event, 8, channel, 10, NULL, 0, id, 1);
+    expect_bytes(&b, "{\"event\":\"client-e\",\"channel\":\"presence-c\",\"user_id\":\"u\"}");
+    buf_free(&b);
+    buf_free(&want);
+    free(event);
+    free(channel);
+    free(id);
 }
 
 int main(void)
@@ -487,6 +558,7 @@ int main(void)
         cmocka_unit_test(encode_subscription_error_replaces_invalid_utf8_with_u_fffd),
         cmocka_unit_test(encode_error_output_is_always_valid_utf8_json),
         cmocka_unit_test(encoded_frames_decode_back_to_the_same_fields),
+        cmocka_unit_test(encoders_write_long_names_whole_by_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

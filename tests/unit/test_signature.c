@@ -12,6 +12,9 @@
 
 #include "protocol/signature.h"
 
+/* A channel name literal as pointer and length. */
+#define CH(s) (s), (sizeof(s) - 1)
+
 #define DOCS_KEY "278d425bdf160c739803"
 #define DOCS_SECRET "7ad3773142a6692b25b8"
 #define NODE_KEY "f00d"
@@ -108,7 +111,7 @@ static void channel_auth_accepts_private_vector(void **state)
 {
     (void)state;
     const char *auth = DOCS_KEY ":58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4";
-    assert_true(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "private-foobar", NULL, 0,
+    assert_true(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("private-foobar"), NULL, 0,
                                   auth, strlen(auth)));
 }
 
@@ -117,11 +120,11 @@ static void channel_auth_accepts_presence_vector_with_channel_data(void **state)
     (void)state;
     const char *cd = "{\"user_id\":10,\"user_info\":{\"name\":\"Mr. Pusher\"}}";
     const char *auth = DOCS_KEY ":afaed3695da2ffd16931f457e338e6c9f2921fa133ce7dac49f529792be6304c";
-    assert_true(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "presence-foobar", cd,
+    assert_true(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("presence-foobar"), cd,
                                   strlen(cd), auth, strlen(auth)));
     /* The docs' misprint: the "Mr. Pusher" signature for "Mr. Channels". */
     const char *cd2 = "{\"user_id\":10,\"user_info\":{\"name\":\"Mr. Channels\"}}";
-    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "presence-foobar", cd2,
+    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("presence-foobar"), cd2,
                                    strlen(cd2), auth, strlen(auth)));
 }
 
@@ -130,12 +133,12 @@ static void channel_auth_accepts_node_sdk_vectors(void **state)
     (void)state;
     const char *a1 = NODE_KEY ":efa6cf7644a0b35cba36aa0f776f3cbf7bb60e95ea2696bde1dbe8403b61bd7c";
     assert_true(
-        sig_check_channel(NODE_KEY, NODE_SECRET, "123.456", "test", NULL, 0, a1, strlen(a1)));
+        sig_check_channel(NODE_KEY, NODE_SECRET, "123.456", CH("test"), NULL, 0, a1, strlen(a1)));
     const char *a2 = NODE_KEY ":f41faf9ead2ea76772cc6b1168363057459f02499ae4d92e88229dc7f4efa2d4";
-    assert_true(sig_check_channel(NODE_KEY, NODE_SECRET, "123.456", "test", "{\"foo\":\"bar\"}", 13,
-                                  a2, strlen(a2)));
+    assert_true(sig_check_channel(NODE_KEY, NODE_SECRET, "123.456", CH("test"), "{\"foo\":\"bar\"}",
+                                  13, a2, strlen(a2)));
     const char *a3 = NODE_KEY ":962c48b78bf93d98ff4c92ee7dff04865821455b7b401e9d60a9e0a90af2c105";
-    assert_true(sig_check_channel(NODE_KEY, NODE_SECRET, "123.456", "private-encrypted-bla",
+    assert_true(sig_check_channel(NODE_KEY, NODE_SECRET, "123.456", CH("private-encrypted-bla"),
                                   "\"foo\"", 5, a3, strlen(a3)));
 }
 
@@ -144,7 +147,7 @@ static void channel_auth_distinguishes_absent_from_empty_channel_data(void **sta
     (void)state;
     const char *auth = DOCS_KEY ":58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4";
     /* "" signs "1234.1234:private-foobar:", not "1234.1234:private-foobar". */
-    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "private-foobar", "", 0,
+    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("private-foobar"), "", 0,
                                    auth, strlen(auth)));
 }
 
@@ -162,11 +165,11 @@ static void channel_auth_rejects_wrong_key_prefix(void **state)
         "",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "private-foobar", NULL,
-                                       0, bad[i], strlen(bad[i])));
+        assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("private-foobar"),
+                                       NULL, 0, bad[i], strlen(bad[i])));
     /* The hex alone, without "<key>:", is not an auth value either. */
-    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "private-foobar", NULL, 0,
-                                   hex, strlen(hex)));
+    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("private-foobar"), NULL,
+                                   0, hex, strlen(hex)));
 }
 
 static void channel_auth_rejects_wrong_truncated_or_padded_hex(void **state)
@@ -179,40 +182,40 @@ static void channel_auth_rejects_wrong_truncated_or_padded_hex(void **state)
     /* Last hex digit changed. */
     memcpy(auth, good, len);
     auth[len - 1] = '5';
-    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "private-foobar", NULL, 0,
-                                   auth, len));
+    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("private-foobar"), NULL,
+                                   0, auth, len));
     /* Uppercase hex is a different string: Pusher signs lowercase. */
     memcpy(auth, good, len);
     for (size_t i = sizeof DOCS_KEY; i < len; i++)
         if (auth[i] >= 'a' && auth[i] <= 'f')
             auth[i] = (char)(auth[i] - 'a' + 'A');
-    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "private-foobar", NULL, 0,
-                                   auth, len));
+    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("private-foobar"), NULL,
+                                   0, auth, len));
     /* Truncated to 63, 32, 1 and 0 hex digits. */
     size_t cuts[] = {1, 32, 63, 64};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
-        assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "private-foobar", NULL,
-                                       0, good, len - cuts[i]));
+        assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("private-foobar"),
+                                       NULL, 0, good, len - cuts[i]));
     /* The right hex followed by anything. */
     memcpy(auth, good, len);
     memcpy(auth + len, "0", 1);
-    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "private-foobar", NULL, 0,
-                                   auth, len + 1));
+    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("private-foobar"), NULL,
+                                   0, auth, len + 1));
     memset(auth + len, 'f', sizeof auth - len);
-    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "private-foobar", NULL, 0,
-                                   auth, sizeof auth));
+    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("private-foobar"), NULL,
+                                   0, auth, sizeof auth));
 }
 
 static void channel_auth_rejects_other_socket_or_channel(void **state)
 {
     (void)state;
     const char *auth = DOCS_KEY ":58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4";
-    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1235", "private-foobar", NULL, 0,
-                                   auth, strlen(auth)));
-    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "private-foobaz", NULL, 0,
-                                   auth, strlen(auth)));
-    assert_false(sig_check_channel(DOCS_KEY, "other-secret", "1234.1234", "private-foobar", NULL, 0,
-                                   auth, strlen(auth)));
+    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1235", CH("private-foobar"), NULL,
+                                   0, auth, strlen(auth)));
+    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("private-foobaz"), NULL,
+                                   0, auth, strlen(auth)));
+    assert_false(sig_check_channel(DOCS_KEY, "other-secret", "1234.1234", CH("private-foobar"),
+                                   NULL, 0, auth, strlen(auth)));
 }
 
 static void channel_auth_handles_channel_data_longer_than_the_stack_buffer(void **state)
@@ -231,11 +234,11 @@ static void channel_auth_handles_channel_data_longer_than_the_stack_buffer(void 
     sig_hmac_sha256_hex(DOCS_SECRET, strlen(DOCS_SECRET), msg, plen + cd_len, hex);
     char auth[128];
     snprintf(auth, sizeof auth, "%s:%s", DOCS_KEY, hex);
-    assert_true(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "presence-big", cd, cd_len,
-                                  auth, strlen(auth)));
+    assert_true(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("presence-big"), cd,
+                                  cd_len, auth, strlen(auth)));
     cd[cd_len - 1] = 'y';
-    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", "presence-big", cd, cd_len,
-                                   auth, strlen(auth)));
+    assert_false(sig_check_channel(DOCS_KEY, DOCS_SECRET, "1234.1234", CH("presence-big"), cd,
+                                   cd_len, auth, strlen(auth)));
     free(cd);
     free(msg);
 }
