@@ -19,6 +19,7 @@ typedef struct dir_member {
 
 typedef struct dir_channel {
     uint32_t subs;
+    uint64_t workers; /* bit i: worker (peer) i has a subscriber here */
     channel_kind kind;
     strmap members;
     frame *cached;
@@ -181,7 +182,7 @@ static void encode_presence(const dir_channel *ch, buf *out)
 
 dir_subscribe_result directory_subscribe(directory *d, size_t app_idx, const char *name, size_t len,
                                          channel_kind kind, const dir_member_join *member,
-                                         buf *presence_state)
+                                         buf *presence_state, uint64_t worker_bit)
 {
     dir_subscribe_result r = {0};
     dir_app *app = &d->apps[app_idx];
@@ -211,6 +212,7 @@ dir_subscribe_result directory_subscribe(directory *d, size_t app_idx, const cha
     }
     if (ch->subs++ == 0)
         app->occupied++;
+    ch->workers |= worker_bit;
     r.total = ch->subs;
     if (presence_state)
         encode_presence(ch, presence_state);
@@ -221,7 +223,8 @@ dir_subscribe_result directory_subscribe(directory *d, size_t app_idx, const cha
 }
 
 uint32_t directory_unsubscribe(directory *d, size_t app_idx, const char *name, size_t len,
-                               const char *member_id, size_t member_id_len, bool *member_removed)
+                               const char *member_id, size_t member_id_len, bool *member_removed,
+                               uint64_t worker_bit)
 {
     dir_app *app = &d->apps[app_idx];
     *member_removed = false;
@@ -240,11 +243,22 @@ uint32_t directory_unsubscribe(directory *d, size_t app_idx, const char *name, s
         }
         if (ch->subs > 0 && --ch->subs == 0)
             app->occupied--;
+        ch->workers &= ~worker_bit;
         total = ch->subs;
         channel_release(app, ch, now_ms());
     }
     pthread_mutex_unlock(&d->lock);
     return total;
+}
+
+uint64_t directory_interest(directory *d, size_t app_idx, const char *name, size_t len)
+{
+    dir_app *app = &d->apps[app_idx];
+    pthread_mutex_lock(&d->lock);
+    const dir_channel *ch = strmap_get(&app->channels, name, len);
+    uint64_t workers = ch ? ch->workers : 0;
+    pthread_mutex_unlock(&d->lock);
+    return workers;
 }
 
 void directory_cache_store(directory *d, size_t app_idx, const char *name, size_t len, frame *f,

@@ -50,16 +50,24 @@ typedef struct dir_subscribe_result {
 
 /* Counts one more subscription. member: when this worker's first
  * connection of a user joins a presence channel (NULL otherwise). When
- * presence_state is not NULL, appends {"presence":{ids,hash,count}}. */
+ * presence_state is not NULL, appends {"presence":{ids,hash,count}}.
+ * worker_bit: the worker's bit when this is its first subscriber to the
+ * channel (0 otherwise), for directory_interest. */
 dir_subscribe_result directory_subscribe(directory *d, size_t app, const char *name, size_t len,
                                          channel_kind kind, const dir_member_join *member,
-                                         buf *presence_state);
+                                         buf *presence_state, uint64_t worker_bit);
 
 /* Counts one subscription less; member_id when this worker's last
  * connection of that user left. Sets *member_removed when the user has no
  * connection left anywhere; returns the remaining total. */
 uint32_t directory_unsubscribe(directory *d, size_t app, const char *name, size_t len,
-                               const char *member_id, size_t member_id_len, bool *member_removed);
+                               const char *member_id, size_t member_id_len, bool *member_removed,
+                               uint64_t worker_bit);
+
+/* Which workers (bit i: peer i of the group) have a subscriber to the
+ * channel: a publish is handed only to those. A cluster directory would
+ * answer the same question per node. */
+uint64_t directory_interest(directory *d, size_t app, const char *name, size_t len);
 
 /* Remembers f as a cache channel's last event for ttl_s seconds. */
 void directory_cache_store(directory *d, size_t app, const char *name, size_t len, frame *f,

@@ -45,6 +45,9 @@ void hub_join_group(hub *h, directory *dir, hub **peers, size_t num_peers, hub_w
     h->owns_dir = false;
     h->peers = peers;
     h->num_peers = num_peers;
+    for (size_t i = 0; i < num_peers; i++)
+        if (peers[i] == h)
+            h->peer_index = i;
     h->wake = wake;
     h->wake_ctx = wake_ctx;
 }

@@ -175,7 +175,8 @@ struct hub {
     bool owns_dir;
     hub **peers; /* every hub of the server, this one included */
     size_t num_peers;
-    hub_wake_fn wake; /* wakes this hub's loop to drain its inbox */
+    size_t peer_index; /* this hub's place in peers (its bit in directory_interest) */
+    hub_wake_fn wake;  /* wakes this hub's loop to drain its inbox */
     void *wake_ctx;
     hub_inbox inbox;
 };

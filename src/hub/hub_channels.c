@@ -155,7 +155,7 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
     }
     dir_subscribe_result r =
         directory_subscribe(h->dir, app->index, name, len, kind, presence && !member ? &mj : NULL,
-                            presence ? &state : NULL);
+                            presence ? &state : NULL, ch->num_subs == 0 ? hub_worker_bit(h) : 0);
     if (r.refused) {
         channel_release(ch);
         buf_free(&state);
@@ -253,9 +253,9 @@ void hub_unsubscribe_slot(subscriber *s, uint32_t i)
         strmap_remove(&ch->members, gone->id, gone->id_len);
     }
     bool member_removed = false;
-    uint32_t total =
-        directory_unsubscribe(app->hub->dir, app->index, ch->name, ch->name_len,
-                              gone ? gone->id : NULL, gone ? gone->id_len : 0, &member_removed);
+    uint32_t total = directory_unsubscribe(
+        app->hub->dir, app->index, ch->name, ch->name_len, gone ? gone->id : NULL,
+        gone ? gone->id_len : 0, &member_removed, ch->num_subs == 0 ? hub_worker_bit(app->hub) : 0);
     if (member_removed)
         member_event(app, ch->name, ch->name_len, gone->id, gone->id_len, NULL, 0, NULL);
     if (total == 0) {

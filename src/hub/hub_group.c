@@ -45,8 +45,12 @@ void hub_group_send_except_id(hub_app *app, uint8_t kind, const char *name, size
                               const char *except_id)
 {
     hub *self = app->hub;
+    /* A publish goes only to workers with a subscriber to the channel. */
+    uint64_t interested = ~0ull;
+    if (kind == MSG_PUBLISH && self->num_peers > 1 && hub_worker_bit(self))
+        interested = directory_interest(self->dir, app->index, name, len);
     for (size_t i = 0; i < self->num_peers; i++) {
-        if (self->peers[i] == self)
+        if (self->peers[i] == self || !(interested >> i & 1))
             continue;
         /* One copy per worker (never per subscriber): each worker then counts
          * references on its own cache line instead of all workers contending

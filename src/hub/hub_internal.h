@@ -19,6 +19,13 @@ enum hub_msg_kind {
 
 /* hub.c */
 void hub_emit(hub_app *app, const hub_event *ev);
+
+/* This hub's bit in the directory's per-channel worker interest (0 when
+ * the group is too large for a 64-bit set: then every worker is sent to). */
+static inline uint64_t hub_worker_bit(const hub *h)
+{
+    return h->num_peers <= 64 ? 1ull << h->peer_index : 0;
+}
 void hub_send_payload(subscriber *s, const buf *payload);
 void hub_broadcast(hub_channel *ch, frame *f, const subscriber *except);
 

@@ -37,6 +37,32 @@ static void attach_gives_unique_findable_socket_ids(void **state)
 
 /* ---- public channels, occupied / vacated ---------------------------------- */
 
+/* The directory tracks which workers hold a channel's subscribers, so a
+ * publish is handed only to them. */
+static void directory_knows_which_workers_are_interested(void **state)
+{
+    fixture *fx = *state;
+    directory *d = fx->hub->dir;
+    assert_int_equal(directory_interest(d, APP_DEFAULT, "x", 1), 0);
+    rec_sub *a = sub_new(fx, APP_DEFAULT), *b = sub_new(fx, APP_DEFAULT);
+    assert_int_equal(subscribe(a, "x"), HUB_SUBSCRIBED);
+    assert_int_equal(subscribe(b, "x"), HUB_SUBSCRIBED);
+    assert_int_equal(directory_interest(d, APP_DEFAULT, "x", 1), 1); /* this hub: bit 0 */
+    /* another worker (bit 2) joins and leaves */
+    dir_subscribe_result r =
+        directory_subscribe(d, APP_DEFAULT, "x", 1, channel_classify("x", 1), NULL, NULL, 4);
+    assert_int_equal(r.total, 3);
+    assert_int_equal(directory_interest(d, APP_DEFAULT, "x", 1), 5);
+    bool removed;
+    assert_int_equal(directory_unsubscribe(d, APP_DEFAULT, "x", 1, NULL, 0, &removed, 4), 2);
+    assert_int_equal(directory_interest(d, APP_DEFAULT, "x", 1), 1);
+    /* the bit stays while one local subscriber is left, and goes with the last */
+    assert_true(unsubscribe(a, "x"));
+    assert_int_equal(directory_interest(d, APP_DEFAULT, "x", 1), 1);
+    assert_true(unsubscribe(b, "x"));
+    assert_int_equal(directory_interest(d, APP_DEFAULT, "x", 1), 0);
+}
+
 static void subscribe_sends_succeeded_and_occupied_once(void **state)
 {
     fixture *fx = *state;
@@ -469,6 +495,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(attach_gives_unique_findable_socket_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(directory_knows_which_workers_are_interested, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(subscribe_sends_succeeded_and_occupied_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(resubscribe_is_idempotent, setup, teardown),
