@@ -112,18 +112,26 @@ static bool method_is(const http_request *req, const char *m)
     return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
 }
 
-int api_check_head(conn *c, const http_request *req, char *message, size_t cap)
+/* The request path after the configured prefix. */
+static void strip_prefix(const hk_config *cfg, const http_request *req, const char **path,
+                         size_t *len)
 {
-    const hk_config *cfg = conn_config(c);
     size_t plen = strlen(cfg->path_prefix);
-    const char *path = req->path;
-    size_t path_len = req->path_len;
-    if (plen > 0 && path_len >= plen && memcmp(path, cfg->path_prefix, plen) == 0) {
-        path += plen;
-        path_len -= plen;
+    *path = req->path;
+    *len = req->path_len;
+    if (plen > 0 && *len >= plen && memcmp(*path, cfg->path_prefix, plen) == 0) {
+        *path += plen;
+        *len -= plen;
     }
-    if (ops_owns(req, path, path_len))
-        return 0; /* answered whatever the body */
+}
+
+/* Finds the app of /apps/{id}/… and checks the request's signature (before
+ * the body has arrived when body_pending). Returns 0 with *app set and *rest
+ * at what follows the id, or the HTTP status with why in message. */
+static int authorize(const hk_config *cfg, const http_request *req, const char *path,
+                     size_t path_len, const char *body, size_t body_len, bool body_pending,
+                     const hk_app **app, const char **rest, char *message, size_t cap)
+{
     const char *p = path, *end = path + path_len, *seg;
     size_t seg_len;
     if (!next_segment(&p, end, &seg, &seg_len) || !seg_is(seg, seg_len, "apps") ||
@@ -131,8 +139,8 @@ int api_check_head(conn *c, const http_request *req, char *message, size_t cap)
         snprintf(message, cap, "Not found: the HTTP API lives under /apps/{app_id}/");
         return 404;
     }
-    const hk_app *app = config_find_app_by_id(cfg, seg, seg_len);
-    if (!app) {
+    *app = config_find_app_by_id(cfg, seg, seg_len);
+    if (!*app) {
         snprintf(message, cap, "Unknown app id %.*s", (int)(seg_len > 64 ? 64 : seg_len), seg);
         return 404;
     }
@@ -142,60 +150,50 @@ int api_check_head(conn *c, const http_request *req, char *message, size_t cap)
                             .path_len = path_len,
                             .query = req->query,
                             .query_len = req->query_len,
-                            .body_len = (size_t)req->content_length,
-                            .body_pending = true};
-    if (rest_auth_verify(&ar, app->key, app->secret, time(NULL), message, cap) != 0)
+                            .body = body,
+                            .body_len = body_len,
+                            .body_pending = body_pending};
+    if (rest_auth_verify(&ar, (*app)->key, (*app)->secret, time(NULL), message, cap) != 0)
         return 401;
-    if (!app->enabled) {
+    if (!(*app)->enabled) {
         snprintf(message, cap, "The app is disabled");
         return 403;
     }
+    *rest = p;
     return 0;
+}
+
+int api_check_head(conn *c, const http_request *req, char *message, size_t cap)
+{
+    const hk_config *cfg = conn_config(c);
+    const char *path, *rest;
+    size_t path_len;
+    strip_prefix(cfg, req, &path, &path_len);
+    if (ops_owns(req, path, path_len))
+        return 0; /* answered whatever the body */
+    const hk_app *app;
+    return authorize(cfg, req, path, path_len, NULL, (size_t)req->content_length, true, &app, &rest,
+                     message, cap);
 }
 
 void api_handle(conn *c, const http_request *req, const char *body, size_t body_len)
 {
     const hk_config *cfg = conn_config(c);
     api_request r = {.c = c, .http = req, .body = body, .body_len = body_len};
-    size_t plen = strlen(cfg->path_prefix);
-    const char *path = req->path;
-    size_t path_len = req->path_len;
-    if (plen > 0 && path_len >= plen && memcmp(path, cfg->path_prefix, plen) == 0) {
-        path += plen;
-        path_len -= plen;
-    }
+    const char *path;
+    size_t path_len;
+    strip_prefix(cfg, req, &path, &path_len);
     if (ops_handle(c, req, path, path_len))
         return;
-
-    const char *p = path, *end = path + path_len, *seg;
-    size_t seg_len;
-    if (!next_segment(&p, end, &seg, &seg_len) || !seg_is(seg, seg_len, "apps") ||
-        !next_segment(&p, end, &seg, &seg_len)) {
-        api_error(&r, 404, "Not found: the HTTP API lives under /apps/{app_id}/");
-        return;
-    }
-    r.app = config_find_app_by_id(cfg, seg, seg_len);
-    if (!r.app) {
-        api_error(&r, 404, "Unknown app id %.*s", (int)(seg_len > 64 ? 64 : seg_len), seg);
-        return;
-    }
     char err[512];
-    rest_auth_request ar = {.method = req->method,
-                            .method_len = req->method_len,
-                            .path = path,
-                            .path_len = path_len,
-                            .query = req->query,
-                            .query_len = req->query_len,
-                            .body = body,
-                            .body_len = body_len};
-    if (rest_auth_verify(&ar, r.app->key, r.app->secret, time(NULL), err, sizeof(err)) != 0) {
-        api_error(&r, 401, "%s", err);
+    const char *p;
+    int status =
+        authorize(cfg, req, path, path_len, body, body_len, false, &r.app, &p, err, sizeof(err));
+    if (status) {
+        api_error(&r, status, "%s", err);
         return;
     }
-    if (!r.app->enabled) {
-        api_error(&r, 403, "The app is disabled");
-        return;
-    }
+    const char *end = path + path_len;
     r.hub = hub_app_of(((hub *)conn_worker_data(c)), r.app);
 
     const char *s1 = NULL, *s2 = NULL, *s3 = NULL;
