@@ -394,6 +394,10 @@ kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f
         cat bench/NOTES.md
         echo
     fi
+    if [[ -f bench/SOAK.md ]]; then # the last 30-minute soak (bench/soak.sh), kept by hand
+        cat bench/SOAK.md
+        echo
+    fi
     echo "<details><summary>Raw RESULT lines</summary>"
     echo
     echo '```'

@@ -55,6 +55,8 @@ MAX_SECONDS="${SOAK_MAX_SECONDS:-$(((SOAK_SECONDS + 180) * NSERVERS))}"
 
 log() { echo "[soak] $*" >&2; }
 
+HARK_BUILT="$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' plus uncommitted changes in src/')"
+
 [[ -d tests/e2e/node_modules/ws && -d tests/e2e/node_modules/pusher ]] \
     || { log "tests/e2e/node_modules is missing: run make test-deps (or npm ci in tests/e2e)"; exit 1; }
 
@@ -174,8 +176,9 @@ for s in $SERVERS; do run_one "$s"; done
 
 # ---- summary ---------------------------------------------------------------
 HARK_DESC=""
+# (HARK_BUILT is read at the start: the tree may move on during a long run)
 if [[ " $SERVERS " == *" hark "* ]]; then
-    HARK_DESC="\`$HARK_BIN\` built from $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' plus uncommitted changes in src/'), \`workers\` $WORKERS, \`log_level\` warn, \`client_event_rate\` 0, \`max_presence_members\` 100000, other settings default"
+    HARK_DESC="\`$HARK_BIN\` built from $HARK_BUILT, \`workers\` $WORKERS, \`log_level\` warn, \`client_event_rate\` 0, \`max_presence_members\` 100000, other settings default"
 fi
 SOKETI_DESC=""
 if [[ " $SERVERS " == *" soketi "* ]] && soketi_installed; then
