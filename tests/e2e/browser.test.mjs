@@ -148,6 +148,13 @@ describe('browser: pusher-js web build in Chromium', () => {
         const wave = (await got(a, 'client-wave'))[0];
         assert.deepEqual(wave.data, { from: 'bob' });
         assert.equal(wave.user_id, 'bob');
+        // an echo would be written to bob while hark handled the wave: bob's
+        // pusher:pong comes after it
+        await b.evaluate(() => new Promise((resolve) => {
+            const fn = () => { window.pusher.unbind('pusher:pong', fn); resolve(); };
+            window.pusher.bind('pusher:pong', fn);
+            window.pusher.send_event('pusher:ping', {});
+        }));
         assert.equal((await got(b, 'client-wave')).length, 0, 'not echoed to the sender');
         await a.close();
         await b.close();

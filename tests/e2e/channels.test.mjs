@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import nacl from 'tweetnacl';
 import { APPS, startHark, rest, subscribed, nextEvent, connected } from './lib/harness.mjs';
 import {
-    scope, rawReady, uniq, channelAuth, record, atLeast, restWithKey, newMasterKey,
-    encryptedClient, QUIET_MS, sleep, until,
+    scope, rawReady, uniq, channelAuth, record, atLeast, restWithKey, newMasterKey, relayBarrier,
+    encryptedClient, until,
 } from './lib/clients.mjs';
 
 describe('channels', () => {
@@ -137,17 +137,22 @@ describe('channels', () => {
 
     test('unsubscribe: events after pusher:unsubscribe no longer arrive', async () => {
         const ch = uniq('pub-');
+        const ctl = uniq('pub-ctl-');
+        const pub = s.pinned(server);
         const a = await rawReady(s, server);
         const b = await rawReady(s, server);
         await a.subscribe(ch, { auth: '' });
+        await a.subscribe(ctl, { auth: '' });
         await b.subscribe(ch, { auth: '' });
-        await sdk.trigger(ch, 'before', { n: 1 });
+        await pub.trigger(ch, 'before', { n: 1 });
         await a.take({ event: 'before', channel: ch });
         a.send({ event: 'pusher:unsubscribe', data: { channel: ch } });
         await a.ping(); // the unsubscribe has been processed
-        await sdk.trigger(ch, 'after', { n: 2 });
-        await b.take({ event: 'after', channel: ch }); // positive control
-        await sleep(QUIET_MS);
+        await pub.trigger(ch, 'after', { n: 2 });
+        await b.take({ event: 'after', channel: ch });
+        // control to a from the same HTTP connection (worker), published later
+        await pub.trigger(ctl, 'control', {});
+        await a.take({ event: 'control', channel: ctl });
         assert.equal(a.count({ event: 'after' }), 0, 'unsubscribed connection got the event');
         assert.equal(a.count({ event: 'pusher:error' }), 0);
     });
@@ -156,16 +161,22 @@ describe('channels', () => {
         const ch = uniq('pub-');
         const a = s.pusher(server);
         const b = s.pusher(server);
+        const pub = s.pinned(server);
         const chA = await subscribed(a, ch);
         const chB = await subscribed(b, ch);
-        const gotA = record(chA, 'tick');
+        // frames on a's connection (pusher-js itself drops events of a channel it left)
+        const gotA = [];
+        a.connection.bind('message', (m) => { if (m.channel === ch && m.event === 'tick') gotA.push(m); });
         a.unsubscribe(ch);
         // a round trip on a's connection: subscribe to another channel
-        await subscribed(a, uniq('pub-'));
+        const ctl = await subscribed(a, uniq('pub-'));
         const gotB = nextEvent(chB, 'tick');
-        await sdk.trigger(ch, 'tick', { n: 1 });
+        const control = nextEvent(ctl, 'control');
+        await pub.trigger(ch, 'tick', { n: 1 });
         await gotB;
-        await sleep(QUIET_MS);
+        // published after the tick over the same HTTP connection (worker)
+        await pub.trigger(ctl.name, 'control', {});
+        await control;
         assert.equal(gotA.length, 0);
     });
 
@@ -175,12 +186,14 @@ describe('channels', () => {
         const b = await rawReady(s, server);
         await a.subscribe(ch, { auth: '' });
         await b.subscribe(ch, { auth: '' });
-        await sdk.trigger(ch, 'one', { n: 1 }, { socket_id: a.socketId });
-        await sdk.trigger(ch, 'two', { n: 2 });
+        const pub = s.pinned(server);
+        await pub.trigger(ch, 'one', { n: 1 }, { socket_id: a.socketId });
+        await pub.trigger(ch, 'two', { n: 2 });
         await b.take({ event: 'one', channel: ch });
         await b.take({ event: 'two', channel: ch });
         await a.take({ event: 'two', channel: ch });
-        // per-channel order: had 'one' reached a, it would be there before 'two'
+        // same channel, same HTTP connection (worker): had 'one' reached a, it
+        // would be there before 'two'
         assert.deepEqual(a.events(ch).map((e) => e.msg.event), ['pusher_internal:subscription_succeeded', 'two']);
     });
 
@@ -188,13 +201,17 @@ describe('channels', () => {
         const ch = uniq('private-');
         const a = s.pusher(server);
         const b = s.pusher(server);
+        const pub = s.pinned(server);
         const chA = await subscribed(a, ch);
         const chB = await subscribed(b, ch);
         const gotA = record(chA, 'saved');
         const gotB = nextEvent(chB, 'saved');
-        await sdk.trigger(ch, 'saved', { id: 5 }, { socket_id: a.connection.socket_id });
+        const control = nextEvent(chA, 'control');
+        await pub.trigger(ch, 'saved', { id: 5 }, { socket_id: a.connection.socket_id });
         assert.deepEqual((await gotB).data, { id: 5 });
-        await sleep(QUIET_MS);
+        // same channel, same HTTP connection (worker), published later
+        await pub.trigger(ch, 'control', {});
+        await control;
         assert.equal(gotA.length, 0);
     });
 
@@ -206,15 +223,17 @@ describe('channels', () => {
         await r.subscribe(chs[2], { auth: '' });
         const other = await rawReady(s, server);
         await other.subscribe(chs[2], { auth: '' });
-        await sdk.trigger(chs, 'fanout', { x: 'y' });
+        const pub = s.pinned(server);
+        await pub.trigger(chs, 'fanout', { x: 'y' });
         for (const ch of chs) {
             const e = await r.take({ event: 'fanout', channel: ch });
             assert.deepEqual(e.msg, { event: 'fanout', data: '{"x":"y"}', channel: ch });
         }
         await other.take({ event: 'fanout', channel: chs[2] });
-        await sdk.trigger(chs[0], 'done', {});
-        await r.take({ event: 'done', channel: chs[0] });
-        await sleep(50);
+        // control from the same HTTP connection (worker), to both receivers
+        await pub.trigger(chs[2], 'done', {});
+        await r.take({ event: 'done', channel: chs[2] });
+        await other.take({ event: 'done', channel: chs[2] });
         assert.equal(r.count({ event: 'fanout' }), 3);
         assert.equal(other.count({ event: 'fanout' }), 1);
     });
@@ -262,13 +281,16 @@ describe('channels', () => {
 
     test('subscribing twice to the same channel is idempotent: second subscription_succeeded, one delivery per event', async () => {
         const ch = uniq('pub-');
+        const ctl = uniq('pub-ctl-');
+        const pub = s.pinned(server);
         const r = await rawReady(s, server);
         const first = await r.subscribe(ch, { auth: '' });
         assert.equal(first.msg.event, 'pusher_internal:subscription_succeeded');
         const second = await r.subscribe(ch, { auth: '' });
         assert.deepEqual(second.msg, { event: 'pusher_internal:subscription_succeeded', data: '{}', channel: ch });
-        await sdk.trigger(ch, 'once', { n: 1 });
-        await sdk.trigger(ch, 'marker', {});
+        await r.subscribe(ctl, { auth: '' });
+        await pub.trigger(ch, 'once', { n: 1 });
+        await pub.trigger(ch, 'marker', {}); // same channel and HTTP connection, later
         await r.take({ event: 'marker', channel: ch });
         assert.equal(r.count({ event: 'once', channel: ch }), 1);
         const info = await (await sdk.get({ path: `/channels/${ch}`, params: { info: 'subscription_count' } })).json();
@@ -276,8 +298,9 @@ describe('channels', () => {
         // one unsubscribe is enough to leave
         r.send({ event: 'pusher:unsubscribe', data: { channel: ch } });
         await r.ping();
-        await sdk.trigger(ch, 'gone', {});
-        await sleep(QUIET_MS);
+        await pub.trigger(ch, 'gone', {});
+        await pub.trigger(ctl, 'control', {}); // same HTTP connection (worker), later
+        await r.take({ event: 'control', channel: ctl });
         assert.equal(r.count({ event: 'gone' }), 0);
     });
 
@@ -337,9 +360,11 @@ describe('channels', () => {
         const b = await rawReady(s, server);
         await a.subscribe(ch, { auth: '' });
         await b.subscribe(ch, { auth: '' });
-        await sdk.trigger(ch, 'control', {});
-        await a.take({ event: 'control', channel: ch });
-        await sleep(QUIET_MS);
+        // a count would come from the worker of the connection that joined:
+        // a control from each one's worker to the other (and the barrier's
+        // own round trips for what each worker writes to its own connection)
+        await relayBarrier(b, a);
+        await relayBarrier(a, b);
         assert.equal(a.count('pusher_internal:subscription_count'), 0);
         assert.equal(b.count('pusher_internal:subscription_count'), 0);
     });

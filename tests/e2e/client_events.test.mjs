@@ -3,16 +3,16 @@
 // channels, per-app switch, rate and size limits (docs/api.md; spec §6).
 import { describe, test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { APPS, startHark, rest, subscribed, nextEvent } from './lib/harness.mjs';
-import { scope, rawReady, uniq, record, connectionErrors, QUIET_MS, sleep, until } from './lib/clients.mjs';
+import { APPS, startHark, subscribed, nextEvent } from './lib/harness.mjs';
+import {
+    scope, rawReady, uniq, record, connectionErrors, relayBarrier, pusherPing, sleep, until,
+} from './lib/clients.mjs';
 
 describe('client events', () => {
     let server;
-    let sdk;
     let s;
     before(async () => {
         server = await startHark();
-        sdk = rest(server);
     });
     after(async () => {
         await server.stop();
@@ -39,11 +39,13 @@ describe('client events', () => {
         const eb = await b.take({ event: 'client-typing', channel: ch });
         assert.deepEqual(eb.msg, { event: 'client-typing', data: { typing: true, who: 'a' }, channel: ch });
         await c.take({ event: 'client-typing', channel: ch });
-        // control: b's event reaches a, so a's own would have arrived by now
         b.send({ event: 'client-ack', channel: ch, data: { ok: 1 } });
         const ea = await a.take({ event: 'client-ack', channel: ch });
         assert.deepEqual(ea.msg, { event: 'client-ack', data: { ok: 1 }, channel: ch });
-        await sleep(QUIET_MS);
+        // an echo would be written to the sender by its own worker while it
+        // handled the event: each sender's pong comes after it
+        await a.ping();
+        await b.ping();
         assert.equal(a.count({ event: 'client-typing' }), 0, 'sender received its own client event');
         assert.equal(b.count({ event: 'client-ack' }), 0, 'sender received its own client event');
         assert.equal(a.count('pusher:error') + b.count('pusher:error'), 0);
@@ -59,7 +61,7 @@ describe('client events', () => {
         const got = nextEvent(chB, 'client-msg');
         assert.equal(chA.trigger('client-msg', { text: 'hi', n: [1, 2] }), true);
         assert.deepEqual((await got).data, { text: 'hi', n: [1, 2] });
-        await sleep(QUIET_MS);
+        await pusherPing(a); // an echo would come before a's pong
         assert.equal(selfA.length, 0);
     });
 
@@ -121,10 +123,9 @@ describe('client events', () => {
         assert.equal(typeof e.msg.data, 'object');
         assert.equal(e.msg.data.code, null);
         assert.equal(typeof e.msg.data.message, 'string');
-        await a.ping();
-        await sdk.trigger(ch, 'control', {});
-        await b.take({ event: 'control', channel: ch });
-        await sleep(QUIET_MS);
+        // control: a later client event of a's that reaches b (a public
+        // channel takes none, so on a private one)
+        await relayBarrier(a, b);
         assert.equal(b.count({ event: 'client-nope' }), 0);
         assert.equal(a.closeInfo, null);
     });
@@ -148,10 +149,11 @@ describe('client events', () => {
         const e = await a.take('pusher:error');
         assert.equal(e.msg.data.code, null);
         assert.equal(typeof e.msg.data.message, 'string');
-        await a.ping();
-        await sdk.trigger(ch, 'control', {});
-        await b.take({ event: 'control', channel: ch });
-        await sleep(QUIET_MS);
+        // control: a subscribes now and relays on the same channel; the
+        // refused event was handled before, so it would arrive first
+        assert.equal((await a.subscribeAuthed(ch)).msg.event, 'pusher_internal:subscription_succeeded');
+        a.send({ event: 'client-control', channel: ch, data: {} });
+        await b.take({ event: 'client-control', channel: ch });
         assert.equal(b.count({ event: 'client-sneak' }), 0);
     });
 
@@ -161,10 +163,9 @@ describe('client events', () => {
         const e = await a.take('pusher:error');
         assert.equal(e.msg.data.code, 4301);
         assert.equal(typeof e.msg.data.message, 'string');
-        await a.ping();
-        await rest(server, APPS.noclient).trigger(ch, 'control', {});
-        await b.take({ event: 'control', channel: ch });
-        await sleep(QUIET_MS);
+        // control from a's worker to b: the app relays no client events, so a
+        // member_added (a joins a presence channel b is on)
+        await relayBarrier(a, b, { presence: true });
         assert.equal(b.count({ event: 'client-off' }), 0);
         assert.equal(a.closeInfo, null);
     });
@@ -173,18 +174,19 @@ describe('client events', () => {
         const { ch, conns: [a, b] } = await privatePair(APPS.small);
         for (let i = 0; i < 6; i++) a.send({ event: 'client-burst', channel: ch, data: { i } });
         await until(() => a.count('pusher:error') >= 3 && b.count({ event: 'client-burst' }) >= 3, '3 errors and 3 relayed');
-        await a.ping();
-        await sleep(QUIET_MS);
+        await a.ping(); // every answer to the six has arrived before the pong
         const errs = a.all('pusher:error');
         assert.equal(errs.length, 3, JSON.stringify(errs.map((e) => e.msg)));
         for (const e of errs) assert.equal(e.msg.data.code, 4301);
-        assert.deepEqual(b.all({ event: 'client-burst' }).map((e) => e.msg.data.i), [0, 1, 2]);
         assert.equal(a.closeInfo, null, 'connection closed');
-        // the budget comes back
+        // the budget comes back (a wait about time: the rate is per second)
         await sleep(1100);
         a.send({ event: 'client-later', channel: ch, data: { ok: true } });
         const later = await b.take({ event: 'client-later', channel: ch });
         assert.deepEqual(later.msg.data, { ok: true });
+        // client-later left a after the burst, on the same channel: any
+        // relayed burst event is ahead of it
+        assert.deepEqual(b.all({ event: 'client-burst' }).map((e) => e.msg.data.i), [0, 1, 2]);
         await a.ping();
         assert.equal(a.count('pusher:error'), 3);
     });
@@ -194,9 +196,9 @@ describe('client events', () => {
         a.send({ event: 'client-big', channel: ch, data: { text: 'x'.repeat(150) } });
         const e = await a.take('pusher:error');
         assert.equal(e.msg.data.code, 4301);
+        // control: same sender and channel, sent after the refused one
         a.send({ event: 'client-small', channel: ch, data: { text: 'x'.repeat(10) } });
         await b.take({ event: 'client-small', channel: ch });
-        await sleep(QUIET_MS);
         assert.equal(b.count({ event: 'client-big' }), 0);
         assert.equal(a.closeInfo, null);
     });
@@ -206,11 +208,9 @@ describe('client events', () => {
         a.send({ event: 'client-plain', channel: ch, data: { leak: 'plaintext' } });
         const e = await a.take('pusher:error');
         assert.equal(e.msg.data.code, null);
-        await a.ping();
-        // the SDK wants encryptionMasterKey for trigger(); post ciphertext as an app would
-        await sdk.post({ path: '/events', body: { name: 'control', channels: [ch], data: '{"nonce":"","ciphertext":""}' } });
-        await b.take({ event: 'control', channel: ch });
-        await sleep(QUIET_MS);
+        // control: a later client event of a's that reaches b (on a private
+        // channel: encrypted ones take none)
+        await relayBarrier(a, b);
         assert.equal(b.count({ event: 'client-plain' }), 0);
     });
 

@@ -3,8 +3,8 @@
 // the same code (docs/api.md "WebSocket", spec §1.2, §7).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { APPS, startHark, raw, client, sleep } from './lib/harness.mjs';
-import { launch, tcpProxy } from './lib/rawtcp.mjs';
+import { APPS, startHark, raw, client, sleep, until } from './lib/harness.mjs';
+import { launch, tcpProxy, httpGet } from './lib/rawtcp.mjs';
 
 const q = 'client=js&version=8.6.0&flash=false';
 
@@ -20,6 +20,26 @@ async function expectRefused(r, code) {
     const info = await r.closed(5000);
     assert.equal(info.code, code);
     assert.equal(r.pending.length, 0, `nothing after the error: ${JSON.stringify(r.pending)}`);
+}
+
+// Connects until hark admits a connection, each refusal being `code`: for
+// "admitted again once a slot is free" without guessing how long hark takes
+// to free it. Resolves with [the raw socket, its connection_established data].
+async function admitted(server, path, code) {
+    let got;
+    await until(async () => {
+        const r = raw(server, path);
+        const first = await r.next(undefined, 5000);
+        if (first.event === 'pusher:connection_established') {
+            got = [r, JSON.parse(first.data)];
+            return true;
+        }
+        assert.equal(first.event, 'pusher:error', JSON.stringify(first));
+        assert.equal(first.data.code, code);
+        await r.closed();
+        return false;
+    }, 'a connection to be admitted', 5000);
+    return got;
 }
 
 describe('errors: refused connections', () => {
@@ -99,9 +119,8 @@ describe('errors: refused connections', () => {
             await expectRefused(b, 4004);
             a.ws.close(1000);
             await a.closed();
-            await sleep(50);
-            c = raw(server, path);
-            const d = await c.established();
+            let d;
+            [c, d] = await admitted(server, path, 4004);
             assert.match(d.socket_id, /^\d+\.\d+$/);
         } finally {
             a.close();
@@ -143,9 +162,11 @@ describe('errors: server-wide max_connections', () => {
     let server;
     before(async () => {
         // launch(): readiness probes close their sockets, so no idle HTTP
-        // keep-alive connection occupies one of the two slots.
+        // keep-alive connection occupies one of the two slots; wait until
+        // hark has closed them too (the /metrics request is the one open).
         server = await launch({ config: { max_connections: 2, shutdown_grace_ms: 300 } });
-        await sleep(100);
+        await until(async () => /^hark_connections 1$/m.test((await httpGet(server, '/metrics')).text),
+            'the readiness probes\' connections to be closed');
     });
     after(async () => {
         await server.stop();
@@ -166,12 +187,7 @@ describe('errors: server-wide max_connections', () => {
     });
 
     it('admits connections again after the two close', async () => {
-        await sleep(100);
-        const c = raw(server);
-        try {
-            await c.established();
-        } finally {
-            c.close();
-        }
+        const [c] = await admitted(server, undefined, 4100);
+        c.close();
     });
 });

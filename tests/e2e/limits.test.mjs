@@ -252,7 +252,10 @@ describe('limits: incomplete input of closing connections', () => {
         const fresh = await wsConnect(server, `/app/${APPS.noclient.key}?protocol=7`); // no sign-in deadline
         await fresh.established();
         fresh.write(partial(50000)); // over the bound only with the closing ones counted
-        await sleep(300);
+        // hark holds it (incomplete input of live connections, the only kind
+        // counted): only now is the bound in play
+        await until(async () => (await metric(server, 'hark_incomplete_input_bytes')) >= 50000,
+            'hark to hold the unfinished 50 kB', 3000);
         fresh.write(frame.subarray(50000)); // the rest of its message
         const m = await fresh.nextMessage(3000);
         assert.notEqual(m?.opcode, OP.CLOSE, `the new client was closed: ${m?.payload}`);

@@ -4,7 +4,7 @@
 import { describe, test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { APPS, startHark, rest, subscribed, nextEvent } from './lib/harness.mjs';
-import { scope, rawReady, uniq, record, QUIET_MS, sleep, until } from './lib/clients.mjs';
+import { scope, rawReady, uniq, record, relayBarrier, sameWorker, until } from './lib/clients.mjs';
 
 const presenceOf = (entry) => entry.parsed && entry.parsed.presence;
 const sortIds = (p) => ({ ...p, ids: [...p.ids].sort() });
@@ -64,9 +64,11 @@ describe('presence', () => {
         const added = await a.take({ event: 'pusher_internal:member_added', channel: ch });
         assert.equal(typeof added.msg.data, 'string', 'member_added data is a JSON string');
         assert.deepEqual(added.parsed, { user_id: '2', user_info: { name: 'two' } });
-        await sdk.trigger(ch, 'control', {});
-        await b.take({ event: 'control', channel: ch });
-        await sleep(QUIET_MS);
+        // b's join is handled by b's worker: what it writes to b is before b's
+        // pong, what it sends a is before b's later client event
+        await b.ping();
+        b.send({ event: 'client-control', channel: ch, data: {} });
+        await a.take({ event: 'client-control', channel: ch });
         assert.equal(b.count('pusher_internal:member_added'), 0, 'the joiner got a member_added');
         assert.equal(a.count('pusher_internal:member_added'), 1);
     });
@@ -106,10 +108,11 @@ describe('presence', () => {
         assert.deepEqual(sortIds(presenceOf(e)), {
             ids: ['1', '2'], hash: { 1: { name: 'one' }, 2: { name: 'two' } }, count: 2,
         });
-        await sdk.trigger(ch, 'control', {});
-        await a.take({ event: 'control', channel: ch });
-        await tab1.take({ event: 'control', channel: ch });
-        await sleep(QUIET_MS);
+        // control: a later client event of tab2's (its join's origin) that
+        // reaches a and tab1 (the sender's other tab hears it too)
+        tab2.send({ event: 'client-control', channel: ch, data: {} });
+        await a.take({ event: 'client-control', channel: ch });
+        await tab1.take({ event: 'client-control', channel: ch });
         assert.equal(a.count('pusher_internal:member_added'), 1, 'second tab produced a member_added');
         assert.equal(tab1.count('pusher_internal:member_added'), 0, 'first tab told about its own user');
         const res = await (await sdk.get({ path: `/channels/${ch}`, params: { info: 'user_count,subscription_count' } })).json();
@@ -124,18 +127,21 @@ describe('presence', () => {
         await tab1.subscribeAuthed(ch, { user_id: '2', user_info: {} });
         const tab2 = await rawReady(s, server);
         await tab2.subscribeAuthed(ch, { user_id: '2', user_info: {} });
+        // on tab2's worker, for a control after tab2 is gone
+        const tab2Worker = await sameWorker(s, server, tab2);
         tab1.send({ event: 'pusher:unsubscribe', data: { channel: ch } });
-        await tab1.ping();
-        await sdk.trigger(ch, 'control', {});
-        await a.take({ event: 'control', channel: ch });
-        await sleep(QUIET_MS);
+        // control: a client event tab1 sends after leaving reaches a after
+        // anything the leave made tab1's worker send
+        await relayBarrier(tab1, a);
         assert.equal(a.count('pusher_internal:member_removed'), 0, 'member_removed while another tab stays');
         const users = await (await sdk.get({ path: `/channels/${ch}/users` })).json();
         assert.deepEqual(users.users.map((u) => u.id).sort(), ['1', '2']);
         tab2.terminate();
         const e = await a.take({ event: 'pusher_internal:member_removed', channel: ch });
         assert.deepEqual(e.parsed, { user_id: '2' });
-        await sleep(QUIET_MS);
+        // tab2's worker has handled the close (a got its member_removed): a
+        // control from that worker follows anything else the close sent a
+        await relayBarrier(tab2Worker, a);
         assert.equal(a.count('pusher_internal:member_removed'), 1);
     });
 
@@ -155,8 +161,15 @@ describe('presence', () => {
         assert.equal(e.msg.channel, ch);
         assert.equal(e.msg.data.type, 'LimitReached');
         assert.equal(e.msg.data.status, 4100);
-        await u3.ping();
-        await sleep(QUIET_MS);
+        // u2's member_added arrives; then a control from each later joiner's
+        // worker (u1b on the channel, u3 refused: over a private one) to u1
+        const added = await u1.take({ event: 'pusher_internal:member_added', channel: ch });
+        assert.equal(added.parsed.user_id, 'u2');
+        u2.send({ event: 'client-control', channel: ch, data: {} });
+        await u1.take({ event: 'client-control', channel: ch });
+        u1b.send({ event: 'client-control', channel: ch, data: {} });
+        await u1.take({ event: 'client-control', channel: ch });
+        await relayBarrier(u3, u1);
         assert.equal(u1.count('pusher_internal:member_added'), 1, 'only u2 was added');
     });
 
@@ -200,9 +213,9 @@ describe('presence', () => {
         assert.equal(presenceOf(ec).count, 2);
         const users = await (await sdk.get({ path: `/channels/${ch}/users` })).json();
         assert.deepEqual(users.users.map((u) => u.id).sort(), ['1', '10']);
-        await sdk.trigger(ch, 'control', {});
-        await a.take({ event: 'control', channel: ch });
-        await sleep(QUIET_MS);
+        // control: a later client event of c's (the second join's origin)
+        c.send({ event: 'client-control', channel: ch, data: {} });
+        await a.take({ event: 'client-control', channel: ch });
         assert.equal(a.count('pusher_internal:member_added'), 1);
     });
 

@@ -3,7 +3,7 @@
 import { describe, test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { APPS, startHark, rest } from './lib/harness.mjs';
-import { scope, rawReady, uniq, restCall, sleep, until } from './lib/clients.mjs';
+import { scope, rawReady, uniq, restCall, until } from './lib/clients.mjs';
 
 describe('rest', () => {
     let server;
@@ -217,7 +217,7 @@ describe('rest', () => {
     });
 
     test('limits (APPS.small): 3 channels per event pass, 4 → 400 and nothing is delivered', async () => {
-        const small = rest(server, APPS.small);
+        const small = s.pinned(server, APPS.small); // one HTTP connection: the control comes after
         const chs = [uniq('l-'), uniq('l-'), uniq('l-'), uniq('l-')];
         const [r] = await subscribers(chs[0], 1, APPS.small);
         ok200(await restCall(() => small.trigger(chs.slice(0, 3), 'three', {})));
@@ -240,7 +240,7 @@ describe('rest', () => {
     });
 
     test('limits (APPS.small): data of 100 bytes passes, 101 bytes → 413 (events and batch items)', async () => {
-        const small = rest(server, APPS.small);
+        const small = s.pinned(server, APPS.small); // one HTTP connection: the control comes after
         const ch = uniq('l-');
         const [r] = await subscribers(ch, 1, APPS.small);
         ok200(await restCall(() => small.trigger(ch, 'fits', 'x'.repeat(100))));
@@ -265,11 +265,12 @@ describe('rest', () => {
     test('event names starting with pusher_internal: are refused with 400', async () => {
         const ch = uniq('presence-res-');
         const [r] = await members(ch, ['1']);
-        const res = await restCall(() => sdk.trigger(ch, 'pusher_internal:member_added', { user_id: 'evil' }));
+        const pub = s.pinned(server); // one HTTP connection: the control comes after
+        const res = await restCall(() => pub.trigger(ch, 'pusher_internal:member_added', { user_id: 'evil' }));
         assert.equal(res.status, 400);
-        const b = await restCall(() => sdk.triggerBatch([{ channel: ch, name: 'pusher_internal:member_removed', data: {} }]));
+        const b = await restCall(() => pub.triggerBatch([{ channel: ch, name: 'pusher_internal:member_removed', data: {} }]));
         assert.equal(b.status, 400);
-        await sdk.trigger(ch, 'control', {});
+        await pub.trigger(ch, 'control', {});
         await r.take({ event: 'control' });
         assert.equal(r.count((m) => m.event.startsWith('pusher_internal:member')), 0);
     });
@@ -322,10 +323,13 @@ describe('rest', () => {
         const [r] = await subscribers(ch, 1, APPS.counted);
         const mainView = await restCall(() => sdk.get({ path: `/channels/${ch}` }));
         assert.deepEqual(mainView.body, { occupied: false });
-        await sdk.trigger(ch, 'wrong-app', {});
-        await rest(server, APPS.counted).trigger(ch, 'right-app', {});
+        // both apps' SDKs over one HTTP connection (one worker): right-app is
+        // published after wrong-app and reaches r after it would have
+        const mainPub = s.pinned(server, APPS.main);
+        const countedPub = s.pinned(server, APPS.counted, mainPub.pinnedAgent);
+        await mainPub.trigger(ch, 'wrong-app', {});
+        await countedPub.trigger(ch, 'right-app', {});
         await r.take({ event: 'right-app' });
-        await sleep(100);
         assert.equal(r.count({ event: 'wrong-app' }), 0);
     });
 });

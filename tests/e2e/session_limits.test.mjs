@@ -7,7 +7,7 @@
 import { describe, it, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { APPS, startHark, rest, connected, subscribed, nextEvent } from './lib/harness.mjs';
-import { scope, rawReady, uniq, channelAuth, QUIET_MS, sleep } from './lib/clients.mjs';
+import { scope, rawReady, uniq, channelAuth } from './lib/clients.mjs';
 import { wsConnect, OP } from './lib/rawtcp.mjs';
 
 const LIMITED = {
@@ -78,12 +78,13 @@ describe('max_channels_per_connection (app limit 3)', () => {
 
         await r.ping();
         assert.equal(r.closeInfo, null, 'the connection stays open');
+        const pub = s.pinned(server, LIMITED); // one HTTP connection: one worker, in order
         for (const ch of chs) {
-            await sdk.trigger(ch, 'still-here', { ch });
+            await pub.trigger(ch, 'still-here', { ch });
             assert.deepEqual(JSON.parse((await r.take({ event: 'still-here', channel: ch })).msg.data), { ch });
         }
-        await sdk.trigger(extra, 'not-subscribed', {});
-        await sdk.trigger(chs[0], 'marker', {});
+        await pub.trigger(extra, 'not-subscribed', {});
+        await pub.trigger(chs[0], 'marker', {}); // later, same HTTP connection
         await r.take({ event: 'marker', channel: chs[0] });
         assert.equal(r.count({ event: 'not-subscribed' }), 0, 'nothing arrives on the refused channel');
     });
@@ -99,9 +100,11 @@ describe('max_channels_per_connection (app limit 3)', () => {
         const extra = uniq('d-');
         expectLimitReached(await r.subscribe(extra), extra, 3);
         // still exactly one delivery per held channel
-        await sdk.trigger(chs[1], 'once', {});
+        const pub = s.pinned(server, LIMITED);
+        await pub.trigger(chs[1], 'once', {});
         await r.take({ event: 'once', channel: chs[1] });
-        await sleep(QUIET_MS);
+        await pub.trigger(chs[1], 'marker', {}); // same channel and HTTP connection, later
+        await r.take({ event: 'marker', channel: chs[1] });
         assert.equal(r.count({ event: 'once' }), 1);
     });
 

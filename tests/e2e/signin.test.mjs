@@ -4,7 +4,8 @@ import { describe, test, before, after, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict';
 import { APPS, startHark, rest, connected } from './lib/harness.mjs';
 import {
-    scope, rawReady, uniq, userAuth, record, signedIn, QUIET_MS, sleep, until,
+    scope, rawReady, uniq, userAuth, record, signedIn, relayBarrier, pusherPing, sameWorker, terminated,
+    sleep, until,
 } from './lib/clients.mjs';
 
 // pusher-js: the raw pusher:signin_success / pusher:error frames seen by the
@@ -81,14 +82,21 @@ describe('signin', () => {
         const got1 = record(a1.user, 'notice');
         const got2 = record(a2.user, 'notice');
         const gotB = record(b.user, 'notice');
-        const res = await sdk.sendToUser(alice, 'notice', { text: 'for alice' });
+        const ctl1 = record(a1.user, 'control');
+        const ctl2 = record(a2.user, 'control');
+        const pub = s.pinned(server); // one HTTP connection: one worker, in order
+        const res = await pub.sendToUser(alice, 'notice', { text: 'for alice' });
         assert.equal(res.status, 200);
         await until(() => got1.length && got2.length, 'both alice connections');
         assert.deepEqual(got1[0].data, { text: 'for alice' });
         assert.deepEqual(got2[0].data, { text: 'for alice' });
-        await sdk.sendToUser(bob, 'notice', { text: 'for bob' });
+        await pub.sendToUser(bob, 'notice', { text: 'for bob' });
         await until(() => gotB.length, 'bob event');
-        await sleep(QUIET_MS);
+        // published after the one for bob: alice's connections have whatever
+        // of it would have reached them
+        await pub.sendToUser(alice, 'control', {});
+        await until(() => ctl1.length && ctl2.length, 'the control at both alice connections');
+        // and bob's came after the one for alice
         assert.deepEqual(gotB.map((e) => e.data), [{ text: 'for bob' }]);
         assert.equal(got1.length, 1);
         assert.equal(got2.length, 1);
@@ -154,7 +162,7 @@ describe('signin', () => {
         ca.user.watchlist.bind('offline', (e) => events.push(e));
         ca.signin();
         await signedIn(ca);
-        await sleep(100);
+        await pusherPing(ca); // the initial watchlist state came with the sign-in
         const before_ = events.length;
         const cb = s.pusher(server, { user: { id: b, info: {} } });
         cb.signin();
@@ -188,16 +196,20 @@ describe('signin', () => {
         const b = uniq('wb');
         const ra = await rawReady(s, server);
         await ra.signin({ id: a, watchlist: [b] });
-        await ra.ping();
-        await sleep(50);
+        await ra.ping(); // the initial state is written with the sign-in
         for (const e of ra.all('pusher_internal:watchlist_events')) e.taken = true; // initial state, if any
         const b1 = await rawReady(s, server);
         await b1.signin({ id: b });
         await ra.take((m) => m.event === 'pusher_internal:watchlist_events' && m.data.includes('online'));
         const b2 = await rawReady(s, server);
         await b2.signin({ id: b });
-        b1.terminate();
-        await sleep(QUIET_MS);
+        // b2's sign-in: a control from b2 to ra follows any event it caused
+        await relayBarrier(b2, ra);
+        // b1's close: once hark has handled it, a control from a connection on
+        // b1's worker follows any event it caused
+        const b1Worker = await sameWorker(s, server, b1);
+        await terminated(sdk, b1);
+        await relayBarrier(b1Worker, ra);
         const later = ra.all('pusher_internal:watchlist_events').filter((e) => !e.taken);
         assert.deepEqual(later.map((e) => e.parsed), [], 'no watchlist events while b stays online');
         b2.terminate();
@@ -230,7 +242,8 @@ describe('signin', () => {
         await rb.signin({ id: bob });
         const plain = await rawReady(s, server);
         await Promise.all([signedIn(ca), signedIn(cb)]);
-        const res = await sdk.terminateUserConnections(alice);
+        const pub = s.pinned(server); // one HTTP connection: later calls reach each connection later
+        const res = await pub.terminateUserConnections(alice);
         assert.equal(res.status, 200);
         assert.deepEqual(await res.json(), {});
         const err = await ra.take('pusher:error');
@@ -248,8 +261,12 @@ describe('signin', () => {
         await rb.ping();
         await plain.ping();
         const got = record(cb.user, 'still');
-        await sdk.sendToUser(bob, 'still', { here: true });
+        // published after the terminate over the same HTTP connection: a
+        // terminate that reached bob would be ahead of it
+        await pub.sendToUser(bob, 'still', { here: true });
         await until(() => got.length, 'bob still receives');
+        await rb.take('still');
         assert.equal(rb.count('pusher:error'), 0);
+        assert.equal(rb.closeInfo, null);
     });
 });

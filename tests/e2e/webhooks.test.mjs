@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { HARK_BIN, startHark, rest, freePort, until, sleep } from './lib/harness.mjs';
-import { scope, rawReady, uniq } from './lib/clients.mjs';
+import { scope, rawReady, uniq, hmac } from './lib/clients.mjs';
 
 const APP = { id: 'wh-id', key: 'wh-key', secret: 'wh-secret', client_events: true };
 
@@ -81,10 +81,23 @@ function assertValid(server, r) {
     assert.equal(typeof wh.getTime().getTime(), 'number');
     assert.ok(Math.abs(r.body.time_ms - Date.now()) < 60000, 'time_ms is Unix ms');
     assert.deepEqual(Object.keys(r.body), ['time_ms', 'events']);
-    // A different secret must not validate: the check above means something.
-    const other = rest(server, { ...APP, secret: 'not-the-secret' });
-    assert.equal(other.webhook({ headers: r.headers, rawBody: r.rawBody }).isValid(), false);
+    // exactly what docs/api.md specifies: lowercase hex HMAC-SHA256 of the raw
+    // body with the app secret
+    assert.equal(r.headers['x-pusher-signature'], hmac(APP.secret, r.rawBody));
 }
+
+// A webhook gauge or counter of APP from /metrics (whole server: any worker
+// answers the same). hark_webhook_events_queued counts the events (per URL)
+// not yet settled, held ones included; _sent_total those a URL acknowledged.
+async function whMetric(server, name) {
+    const text = await (await fetch(`http://${server.host}:${server.port}/metrics`)).text();
+    const m = new RegExp(`^${name}\\{app="${APP.id}"\\} (\\d+)$`, 'm').exec(text);
+    assert.ok(m, `no ${name} for ${APP.id} in /metrics:\n${text}`);
+    return Number(m[1]);
+}
+
+const settled = (server) => until(async () => (await whMetric(server, 'hark_webhook_events_queued')) === 0,
+    'every queued webhook event settled', 10000);
 
 const named = (events, name, channel) => events.filter((e) => e.name === name && (!channel || e.channel === channel));
 
@@ -190,7 +203,11 @@ describe('webhooks', () => {
         await a.subscribeAuthed(no);
         await until(() => named(all.delivered(), 'channel_occupied').length >= 2, 'occupied for both', 5000);
         await until(() => some.delivered().length >= 1, 'the filtered URL', 5000);
-        await sleep(300);
+        // Both events have been routed to their URLs (one was delivered for
+        // each). Once nothing is queued, whatever was routed has been
+        // delivered: 2 to `all`, and 1 to `some` only if the filter held.
+        await settled(server);
+        assert.equal(await whMetric(server, 'hark_webhook_events_sent_total'), 3);
         assert.deepEqual(some.delivered(), [{ name: 'channel_occupied', channel: yes }]);
         for (const r of [...all.reqs, ...some.reqs]) assertValid(server, r);
     });
@@ -208,9 +225,12 @@ describe('webhooks', () => {
         const first = await rawReady(s, server, { app: APP });
         await first.subscribeAuthed(ch, member);
         await until(() => named(rcv.delivered(), 'member_added', ch).length === 1, 'member_added', 5000);
-        // The reload: the old page goes, the new one subscribes 100 ms later.
+        await settled(server);
+        // The reload: the old page goes (hark holds its vacated and
+        // member_removed), the new one subscribes within the grace delay.
         first.close();
-        await sleep(100);
+        await until(async () => (await whMetric(server, 'hark_webhook_events_queued')) === 2,
+            'channel_vacated and member_removed held', 5000);
         const second = await rawReady(s, server, { app: APP });
         await second.subscribeAuthed(ch, member);
         await sleep(1600); // past the grace delay
@@ -272,7 +292,8 @@ describe('webhooks', () => {
         const a = await rawReady(s, server, { app: APP });
         await a.subscribe(ch);
         await until(() => rcv.reqs.some((r) => r.status === 200), 'an acknowledged attempt', 10000);
-        await sleep(1000); // nothing more may come
+        // settled: an acknowledged batch is forgotten, nothing more can carry it
+        await settled(server);
         assert.deepEqual(rcv.reqs.map((r) => r.status), [500, 500, 500, 200]);
         // The same signed batch each time, so a receiver can de-duplicate.
         assert.ok(rcv.reqs.every((r) => r.rawBody === rcv.reqs[0].rawBody));
@@ -301,7 +322,12 @@ describe('webhooks', () => {
         const a = await rawReady(s, server, { app: APP });
         await a.subscribe(uniq('refused-'));
         await until(() => deadIds(server.dataDir).length === 1, 'a dead letter', 5000);
-        await sleep(500);
+        // settled: a dead-lettered batch is forgotten, nothing more can carry
+        // it; and no retry was ever scheduled
+        await settled(server);
+        assert.equal(await whMetric(server, 'hark_webhook_requests_retried_total'), 0);
+        assert.equal(await whMetric(server, 'hark_webhook_requests_failed_total'), 1);
+        assert.equal(await whMetric(server, 'hark_webhook_events_dead_lettered_total'), 1);
         assert.equal(rcv.reqs.length, 1);
     });
 
@@ -343,17 +369,25 @@ describe('webhooks', () => {
         const rcv = await receiver();
         use(() => rcv.close());
         const server = await start(appWith(rcv.url), { webhook_grace_ms: 30000 });
+        let stopped = false;
+        use(() => (stopped ? undefined : server.stop())); // if an assertion fails first
         const ch = uniq('term-');
         const s = scope();
+        use(() => s.close());
         const a = await rawReady(s, server, { app: APP });
         await a.subscribe(ch);
         await until(() => named(rcv.delivered(), 'channel_occupied', ch).length === 1, 'occupied', 5000);
+        await settled(server);
         a.close();
+        // hark has the vacated event (queued: held or on its way) ...
+        await until(async () => (await whMetric(server, 'hark_webhook_events_queued')) === 1, 'channel_vacated queued', 5000);
+        // ... and still holds it 200 ms later (10 batch windows): a wait about time
         await sleep(200);
+        assert.equal(await whMetric(server, 'hark_webhook_events_queued'), 1, 'held');
         assert.equal(named(rcv.delivered(), 'channel_vacated', ch).length, 0, 'held');
+        stopped = true;
         await server.stop();
         assert.equal(named(rcv.delivered(), 'channel_vacated', ch).length, 1, 'sent on the way out');
-        await s.close();
     });
 
     test('webhooks: kill -9 with webhooks queued loses none of those written to the journal', async () => {

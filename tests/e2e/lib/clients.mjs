@@ -2,9 +2,11 @@
 // REST, cache, Echo) built on harness.mjs: a raw WebSocket client that keeps
 // every frame (text and parsed) so nothing is skipped while waiting, channel /
 // user signatures computed the way an app's auth endpoint computes them, a
-// per-test scope that disconnects everything it created, and small recorders
-// for pusher-js events. Nothing here imitates the server.
+// per-test scope that disconnects everything it created, small recorders
+// for pusher-js events, and barriers for checks that something did NOT arrive
+// (see "barriers" below). Nothing here imitates the server.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import http from 'node:http';
 import PusherServer from 'pusher';
 import Echo from 'laravel-echo';
 import { APPS, raw, client, until, sleep, withTimeout } from './harness.mjs';
@@ -136,6 +138,12 @@ export function scope() {
             closers.push(() => rc.close());
             return rc;
         },
+        // pinnedRest(), closed with the scope.
+        pinned(server, app, agent) {
+            const sdk = pinnedRest(server, app, agent);
+            closers.push(() => sdk.pinnedAgent.destroy());
+            return sdk;
+        },
         echo(server, opts = {}) {
             const c = client(server, opts);
             const echo = new Echo({ broadcaster: 'pusher', client: c, ...(opts.echo || {}) });
@@ -227,8 +235,118 @@ export function encryptedClient(s, server, masterKeyBase64, opts = {}) {
     });
 }
 
-// How long "X does not happen" checks wait after their positive control.
-export const QUIET_MS = 300;
+// ---- barriers for "X was not delivered" ------------------------------------
+//
+// A check that something did NOT arrive needs proof that it would have
+// arrived by now, not a pause. What hark guarantees (docs/design.md,
+// "Workers"): frames on one connection arrive in the order the owning worker
+// wrote them; a worker handles what one connection sends in order; a publish
+// (REST, client event, presence change, user message) is written at once to
+// the subscribers on the publishing worker and reaches each other worker that
+// has a subscriber as one message in that worker's inbox, and inboxes are
+// FIFO. So:
+//   - rc.ping() (a pong) proves that everything the connection's own earlier
+//     messages made its worker write to it has arrived;
+//   - a control event from the same origin (the same HTTP connection, or the
+//     same WebSocket connection) to the same receiving connection, sent after
+//     the thing that must not arrive, arrives after it would have.
+// A pong does NOT prove that a publish from another worker has arrived.
+
+// An http.Agent over exactly one keep-alive TCP connection for its whole
+// life. A hark HTTP connection belongs to the worker that accepted it, so
+// every request made through this agent is handled by one and the same worker;
+// if that connection is lost, the next request fails instead of silently
+// reaching another worker.
+export class OneConnectionAgent extends http.Agent {
+    constructor() {
+        super({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
+        this.opened = 0;
+    }
+
+    createConnection(options, cb) {
+        if (this.opened > 0) {
+            cb(new Error('the pinned HTTP connection is gone; a new one could reach another worker'));
+            return undefined;
+        }
+        this.opened += 1;
+        return super.createConnection(options, cb);
+    }
+}
+
+// The server SDK (as rest()) with every request over one HTTP connection,
+// i.e. one worker: what it publishes reaches each subscriber in the order it
+// was published, across channels too. Pass the agent of another pinned SDK to
+// share its connection (another app, same worker).
+export function pinnedRest(server, app = APPS.main, agent = new OneConnectionAgent()) {
+    const sdk = new PusherServer({
+        appId: app.id, key: app.key, secret: app.secret,
+        host: server.host, port: String(server.port), useTLS: false, agent,
+    });
+    sdk.pinnedAgent = agent;
+    return sdk;
+}
+
+// Positive control from `from`'s worker to `to`: both join a fresh private
+// channel and `from` sends a client event that `to` receives. Whatever from's
+// worker wrote or sent to `to` before (on any channel) has arrived by then.
+// opts.presence: use a member_added instead (apps without client events).
+export async function relayBarrier(from, to, opts = {}) {
+    if (opts.presence) {
+        const ch = uniq('presence-barrier-');
+        const t = await to.subscribeAuthed(ch, { user_id: 'barrier-to' });
+        if (t.msg.event !== 'pusher_internal:subscription_succeeded') throw new Error(`barrier: ${t.text}`);
+        const f = await from.subscribeAuthed(ch, { user_id: 'barrier-from' });
+        if (f.msg.event !== 'pusher_internal:subscription_succeeded') throw new Error(`barrier: ${f.text}`);
+        await to.take({ event: 'pusher_internal:member_added', channel: ch });
+        return;
+    }
+    const ch = uniq('private-barrier-');
+    for (const c of [to, from]) {
+        const e = await c.subscribeAuthed(ch);
+        if (e.msg.event !== 'pusher_internal:subscription_succeeded') throw new Error(`barrier: ${e.text}`);
+    }
+    from.send({ event: 'client-barrier', channel: ch, data: {} });
+    await to.take({ event: 'client-barrier', channel: ch });
+}
+
+// pusher-js: a pusher:ping / pusher:pong round trip on c's connection.
+export function pusherPing(c, ms = 5000) {
+    const pong = withTimeout(new Promise((resolve) => {
+        const fn = () => { c.unbind('pusher:pong', fn); resolve(); };
+        c.bind('pusher:pong', fn);
+    }), 'pusher:pong', ms);
+    c.send_event('pusher:ping', {});
+    return pong;
+}
+
+// A new raw client on the same worker as rc (socket ids name their worker,
+// `<worker>.<random>`; workers.test.mjs checks that against the per-worker
+// shares of max_pending_input_bytes).
+export async function sameWorker(s, server, rc, opts) {
+    const w = rc.socketId.split('.')[0];
+    for (let i = 0; i < 64; i++) {
+        const c = await rawReady(s, server, opts);
+        if (c.socketId.split('.')[0] === w) return c;
+        c.close();
+    }
+    throw new Error(`no connection on worker ${w} in 64 tries`);
+}
+
+// Terminates rc and resolves once hark has run its close handling: it
+// unsubscribes a closed connection's channels, signs its user out and forgets
+// it in one step of its worker, and the REST API (sdk) then sees rc's marker
+// channel vacated. Anything that step sent is then ahead of a later control
+// from that worker (sameWorker + relayBarrier, or a ping on that worker).
+export async function terminated(sdk, rc) {
+    const mark = uniq('closing-');
+    const e = await rc.subscribe(mark, { auth: '' });
+    if (e.msg.event !== 'pusher_internal:subscription_succeeded') throw new Error(`marker: ${e.text}`);
+    rc.terminate();
+    await until(async () => {
+        const res = await sdk.get({ path: `/channels/${mark}` });
+        return (await res.json()).occupied === false;
+    }, `hark to process the close of ${rc.socketId}`);
+}
 
 export { withTimeout, sleep, until };
 

@@ -301,6 +301,84 @@ export async function httpGet(server, path, ms = 3000) {
     return r;
 }
 
+// One keep-alive HTTP/1.1 connection over node:net, kept by the worker that
+// accepted it: write() sends raw bytes (a request may go in parts),
+// response() resolves with the next whole answer {status, head, body}
+// (Content-Length framed; null once the server has closed the connection),
+// request() does both. upgrade(path) turns it into a WebSocket and resolves
+// with the first message (connection_established or pusher:error), parsed.
+export async function httpConnection(server, ms = 5000) {
+    const sock = net.connect({ host: server.host, port: server.port });
+    sock.setNoDelay(true);
+    await withTimeout(new Promise((resolve, reject) => {
+        sock.once('connect', resolve);
+        sock.once('error', reject);
+    }), 'TCP connect', ms);
+    let buf = Buffer.alloc(0);
+    let decoder = null; // after an upgrade
+    const answers = [];
+    const waiters = [];
+    let ended = false;
+    const deliver = (a) => {
+        const w = waiters.shift();
+        if (w) w(a); else answers.push(a);
+    };
+    const parse = () => {
+        while (!decoder) {
+            const i = buf.indexOf('\r\n\r\n');
+            if (i < 0) return;
+            const head = buf.subarray(0, i).toString('latin1');
+            const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1]);
+            const len = status === 101 ? 0 : Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] || 0);
+            if (buf.length < i + 4 + len) return;
+            const body = buf.subarray(i + 4, i + 4 + len).toString('utf8');
+            buf = buf.subarray(i + 4 + len);
+            deliver({ status, head, body });
+            if (status === 101) decoder = new FrameDecoder();
+        }
+        const rest = buf;
+        buf = Buffer.alloc(0);
+        if (rest.length) {
+            for (const f of decoder.push(rest)) {
+                if (f.opcode === OP.TEXT) deliver({ frame: f, json: JSON.parse(f.payload.toString()) });
+                else if (f.opcode === OP.CLOSE) deliver({ frame: f, close: f.code });
+            }
+        }
+    };
+    sock.on('data', (d) => { buf = Buffer.concat([buf, d]); parse(); });
+    const onEnd = () => {
+        ended = true;
+        for (const w of waiters.splice(0)) w(null);
+    };
+    sock.on('end', onEnd);
+    sock.on('close', onEnd);
+    sock.on('error', () => { /* surfaced as close */ });
+    const conn = {
+        sock,
+        get ended() { return ended; },
+        pending: answers,
+        write(bytes) { sock.write(bytes); },
+        response(t = 5000) {
+            if (answers.length) return Promise.resolve(answers.shift());
+            if (ended) return Promise.resolve(null);
+            return withTimeout(new Promise((r) => waiters.push(r)), 'an HTTP answer', t);
+        },
+        request(bytes, t) {
+            sock.write(bytes);
+            return conn.response(t);
+        },
+        async upgrade(path, t = 5000) {
+            const a = await conn.request(handshakeRequest(server, path).text, t);
+            if (!a || a.status !== 101) throw new Error(`expected 101, got ${a && a.head}`);
+            const m = await conn.response(t);
+            if (!m || !m.json) throw new Error(`no first message after the upgrade (${JSON.stringify(m)})`);
+            return m.json;
+        },
+        close() { sock.destroy(); },
+    };
+    return conn;
+}
+
 // TCP proxy that counts incoming connections (to count client attempts).
 export async function tcpProxy(target) {
     const sockets = new Set();
