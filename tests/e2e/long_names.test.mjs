@@ -16,6 +16,7 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import { startHark, rest, raw, client, connected, subscribed, nextEvent, until } from './lib/harness.mjs';
+import { restCall } from './lib/clients.mjs';
 
 const LIMIT = 1000;
 const APP = {
@@ -41,23 +42,7 @@ function name(prefix, n, fill = 'ab=@,.;_-0') {
 const enc = encodeURIComponent;
 
 // Signed HTTP API calls; resolves { status, body, text } for any status.
-async function call(fn) {
-    let res;
-    try {
-        res = await fn();
-    } catch (e) {
-        if (e && typeof e.status === 'number') {
-            let body;
-            try { body = JSON.parse(e.body); } catch { /* not JSON */ }
-            return { status: e.status, body, text: e.body };
-        }
-        throw e;
-    }
-    const text = await res.text();
-    let body;
-    try { body = JSON.parse(text); } catch { /* not JSON */ }
-    return { status: res.status, body, text };
-}
+const call = restCall;
 
 // A webhook receiver on a loopback port that keeps every event of every
 // request the pusher SDK validates.
