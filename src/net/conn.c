@@ -6,7 +6,6 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -14,12 +13,10 @@
 
 #include "net/ip_limit.h"
 #include "util/utf8.h"
-#include "net/http_parser.h"
-#include "net/http_response.h"
+#include "net/conn_internal.h"
 #include "net/server.h"
 #include "net/worker.h"
 #include "net/ws_frame.h"
-#include "net/ws_handshake.h"
 #include "protocol/pusher_msg.h"
 #include "util/cidr.h"
 #include "util/log.h"
@@ -28,16 +25,6 @@
 #define CLOSE_LINGER_MS 2000     /* how long a closing connection may take to drain */
 #define CONN_SNDBUF (128 * 1024) /* the kernel doubles it */
 #define RESERVE_HEAD_MS 1000     /* the reserve descriptor is not held longer for a head */
-
-static uint64_t now_ms(const conn *c)
-{
-    return uv_now(&c->w->loop);
-}
-
-static const conn_handlers *handlers(const conn *c)
-{
-    return c->w->srv->handlers;
-}
 
 uint64_t conn_now(const conn *c)
 {
@@ -184,7 +171,7 @@ static void account_input(conn *c)
 }
 
 /* Frees incomplete input (never while a feed is using it). */
-static void drop_input(conn *c)
+void conn_drop_input(conn *c)
 {
     if (c->reader) {
         ws_reader_free(c->reader);
@@ -201,7 +188,7 @@ static void drop_input(conn *c)
 
 /* ---- polling ------------------------------------------------------------------ */
 
-static void update_poll(conn *c, bool want_out)
+void conn_update_poll(conn *c, bool want_out)
 {
     uint8_t want = (uint8_t)((c->input_paused ? 0 : EPOLLIN) | (want_out ? EPOLLOUT : 0));
     if (c->poll_events == want)
@@ -217,7 +204,7 @@ static void enter_closing(conn *c)
     c->deadline_ms = now_ms(c) + CLOSE_LINGER_MS;
     if (c->input_paused) { /* read again, to see the peer's EOF */
         c->input_paused = false;
-        update_poll(c, c->out.count > 0);
+        conn_update_poll(c, c->out.count > 0);
     }
     worker_mark_dirty(c->w, c); /* the flush half-closes once the queue is empty */
 }
@@ -261,7 +248,7 @@ void conn_destroy(conn *c)
     worker *w = c->w;
     c->state = CONN_DEAD;
     end_session(c);
-    drop_input(c);
+    conn_drop_input(c);
     outq_free(&c->out);
     if (c->ip) {
         ip_limit_release(w->srv->per_ip, c->ip);
@@ -289,15 +276,13 @@ void conn_destroy(conn *c)
 
 /* ---- writing ---------------------------------------------------------------- */
 
-static void feed_http(conn *c, char *data, size_t len);
-
 /* Output drained below half its bound: read (and answer) requests again. */
 static void resume_input(conn *c)
 {
     c->input_paused = false;
-    update_poll(c, c->out.count > 0);
+    conn_update_poll(c, c->out.count > 0);
     if (c->http_in)
-        feed_http(c, NULL, 0); /* requests already read and held */
+        conn_feed_http(c, NULL, 0); /* requests already read and held */
     account_input(c);
 }
 
@@ -342,7 +327,7 @@ void conn_flush(conn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                update_poll(c, true);
+                conn_update_poll(c, true);
                 if (c->input_paused && q->bytes < c->w->cfg->max_output_bytes / 2)
                     resume_input(c);
                 return;
@@ -367,13 +352,13 @@ void conn_flush(conn *c)
             }
         }
         if ((size_t)wr < total) {
-            update_poll(c, true);
+            conn_update_poll(c, true);
             if (c->input_paused && q->bytes < c->w->cfg->max_output_bytes / 2)
                 resume_input(c);
             return;
         }
     }
-    update_poll(c, false);
+    conn_update_poll(c, false);
     if (q->items != q->inline_items && q->items) { /* a burst grew the ring: give it back */
         free(q->items);
         q->items = q->inline_items;
@@ -422,7 +407,7 @@ static bool on_ws_control(void *ctx, uint8_t opcode, uint8_t *data, size_t len)
 
 static const ws_reader_callbacks ws_callbacks = {on_ws_message, on_ws_control};
 
-static void feed_ws(conn *c, char *data, size_t len)
+void conn_feed_ws(conn *c, char *data, size_t len)
 {
     /* Most reads hold whole frames: parse with a reader on the stack and keep
      * one on the heap only while something is incomplete. */
@@ -452,214 +437,6 @@ static void feed_ws(conn *c, char *data, size_t len)
     }
 }
 
-/* ---- HTTP input ------------------------------------------------------------------- */
-
-static void http_fail(conn *c, int status, const char *message)
-{
-    c->http_close = true;
-    http_respond_error(c, status, message);
-    conn_close_after_flush(c);
-}
-
-/* The client address behind a trusted proxy: the right-most address of
- * X-Forwarded-For that is not itself a trusted proxy. Several header lines
- * form one list in order (a proxy may add its own line after the client's
- * forged one), so the last line is read first. */
-static bool forwarded_client(const conn *c, const http_request *req, struct sockaddr_storage *out)
-{
-    for (size_t i = req->num_headers; i-- > 0;) {
-        const http_header *h = &req->headers[i];
-        if (h->name_len != 15 || strncasecmp(h->name, "x-forwarded-for", 15) != 0)
-            continue;
-        int r = cidr_forwarded_client(&c->w->srv->trusted, h->value, h->value_len, out);
-        if (r != 0)
-            return r > 0;
-    }
-    return false;
-}
-
-/* max_connections_per_ip for a WebSocket behind a trusted proxy, counted
- * by the forwarded address. Returns false when it refused the request. */
-static bool count_forwarded(conn *c, const http_request *req)
-{
-    server *srv = c->w->srv;
-    struct sockaddr_storage client;
-    if (!srv->per_ip || !c->peer_trusted || c->ip || !forwarded_client(c, req, &client))
-        return true;
-    c->ip = ip_limit_acquire(srv->per_ip, (struct sockaddr *)&client);
-    if (c->ip)
-        return true;
-    stat_add(&c->w->stats.ip_refused, 1);
-    http_fail(c, 429, "Too many connections from your address");
-    return false;
-}
-
-static bool is_upgrade(const http_request *req)
-{
-    return req->upgrade_websocket || http_request_header(req, "sec-websocket-key");
-}
-
-/* Completes a WebSocket handshake; false when it was refused. */
-static bool upgrade(conn *c, const http_request *req)
-{
-    char accept[WS_ACCEPT_LEN + 1];
-    int status = ws_handshake_check(req, accept);
-    if (status != 0) {
-        c->http_close = true;
-        http_respond(c, status, "text/plain", "Invalid WebSocket handshake\n", 28,
-                     status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
-        conn_close_after_flush(c);
-        return false;
-    }
-    if (!count_forwarded(c, req))
-        return false;
-    char head[160];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                     accept);
-    conn_send_raw(c, head, (size_t)n);
-    c->state = CONN_WS;
-    c->counted_session = true;
-    atomic_fetch_add(&c->w->srv->sessions, 1);
-    return true;
-}
-
-/* A client let in on the reserve descriptor: answered as soon as its head
- * is read (no body is waited for), then closed. */
-static void refuse_over_capacity(conn *c, const http_request *req)
-{
-    static const char why[] = "Over capacity: the server is out of connections";
-    stat_add(&c->w->stats.full_refused, 1);
-    if (is_upgrade(req)) {
-        if (upgrade(c, req)) /* a Pusher answer instead of a reset */
-            conn_close_ws(c, 4100, why);
-    } else {
-        http_fail(c, 503, why);
-    }
-}
-
-static void handle_request(conn *c, const http_request *req, const char *body, size_t body_len)
-{
-    stat_add(&c->w->stats.http_requests, 1);
-    if (is_upgrade(req)) {
-        if (upgrade(c, req)) {
-            c->session_open = true;
-            handlers(c)->on_open(c, req);
-        }
-        return;
-    }
-    c->http_close = !req->keep_alive || c->w->draining;
-    handlers(c)->on_request(c, req, body, body_len);
-    if (c->http_close)
-        conn_close_after_flush(c);
-}
-
-/* A request whose body is still on its way: refuse it now if it can never
- * be accepted (unknown app, bad signature, stale timestamp), rather than
- * hold up to max_request_bytes for it. */
-static bool body_worth_waiting_for(conn *c, const http_request *req)
-{
-    if (c->body_checked)
-        return true;
-    c->body_checked = true;
-    char message[512];
-    int status = handlers(c)->check_head(c, req, message, sizeof(message));
-    if (status == 0)
-        return true;
-    stat_add(&c->w->stats.early_rejected, 1);
-    http_fail(c, status, message);
-    return false;
-}
-
-static void feed_http(conn *c, char *data, size_t len)
-{
-    const hk_config *cfg = c->w->cfg;
-    char *p = data;
-    size_t avail = len;
-    if (c->http_in) {
-        if (len)
-            buf_append(c->http_in, data, len);
-        p = c->http_in->data;
-        avail = c->http_in->len;
-    }
-    while (avail > 0 && c->state == CONN_HTTP) {
-        if (c->out.bytes >= cfg->max_output_bytes) {
-            /* Answers are not being read: stop reading requests (the kernel
-             * holds the rest) until the output drains. */
-            c->input_paused = true;
-            update_poll(c, true);
-            break;
-        }
-        http_request req;
-        int r = http_request_parse(p, avail, &req);
-        if (r == HTTP_PARSE_INCOMPLETE) {
-            if (c->http_phase != HTTP_HEAD) {
-                c->http_phase = HTTP_HEAD;
-                c->deadline_ms = now_ms(c) + cfg->http_header_timeout_ms;
-            }
-            break;
-        }
-        if (r < 0) {
-            if (r == HTTP_PARSE_TOO_LARGE)
-                http_fail(c, 431, "Request header fields too large");
-            else if (r == HTTP_PARSE_BAD_VERSION)
-                http_fail(c, 505, "HTTP version not supported");
-            else
-                http_fail(c, 400, "Malformed HTTP request");
-            break;
-        }
-        if (c->refuse_full) {
-            refuse_over_capacity(c, &req);
-            break;
-        }
-        if (req.chunked) {
-            http_fail(c, 411, "Chunked request bodies are not supported; send Content-Length");
-            break;
-        }
-        if (req.content_length > cfg->max_request_bytes) {
-            http_fail(c, 413, "Request body too large");
-            break;
-        }
-        size_t total = (size_t)r + (size_t)req.content_length;
-        if (avail < total) {
-            if (c->http_phase != HTTP_BODY) {
-                c->http_phase = HTTP_BODY;
-                c->deadline_ms = now_ms(c) + cfg->http_body_timeout_ms;
-            }
-            body_worth_waiting_for(c, &req);
-            break;
-        }
-        c->body_checked = false;
-        handle_request(c, &req, p + r, (size_t)req.content_length);
-        p += total;
-        avail -= total;
-        c->http_phase = HTTP_IDLE;
-        c->deadline_ms = now_ms(c) + cfg->http_idle_timeout_ms;
-        if (c->state == CONN_WS) {
-            if (avail > 0) /* the client sent frames right behind its handshake */
-                feed_ws(c, p, avail);
-            avail = 0;
-        }
-    }
-    if (c->state != CONN_HTTP)
-        avail = 0;
-    if (avail == 0) {
-        if (c->http_in) {
-            buf_free(c->http_in);
-            free(c->http_in);
-            c->http_in = NULL;
-        }
-    } else if (c->http_in) {
-        memmove(c->http_in->data, p, avail);
-        c->http_in->len = avail;
-    } else {
-        c->http_in = xmalloc(sizeof(*c->http_in));
-        buf_init(c->http_in);
-        buf_append(c->http_in, p, avail);
-    }
-}
-
 /* ---- reading ---------------------------------------------------------------------- */
 
 static void on_readable(conn *c)
@@ -671,11 +448,11 @@ static void on_readable(conn *c)
             c->last_recv_ms = now_ms(c);
             c->ping_sent_ms = 0;
             if (c->state == CONN_HTTP)
-                feed_http(c, (char *)w->read_buf, (size_t)n);
+                conn_feed_http(c, (char *)w->read_buf, (size_t)n);
             else if (c->state == CONN_WS)
-                feed_ws(c, (char *)w->read_buf, (size_t)n);
+                conn_feed_ws(c, (char *)w->read_buf, (size_t)n);
             else if (c->held_input)
-                drop_input(c); /* CONN_CLOSING: discard until the peer's EOF */
+                conn_drop_input(c); /* CONN_CLOSING: discard until the peer's EOF */
             if (c->state == CONN_DEAD)
                 return;
             account_input(c);
@@ -737,11 +514,11 @@ void conn_check_deadlines(conn *c, uint64_t now)
         return;
     }
     stat_add(&c->w->stats.requests_timed_out, 1);
-    drop_input(c);
-    http_fail(c, 408,
-              c->http_phase == HTTP_HEAD
-                  ? "Request timeout: the request head did not arrive in time"
-                  : "Request timeout: the request body did not arrive in time");
+    conn_drop_input(c);
+    conn_http_fail(c, 408,
+                   c->http_phase == HTTP_HEAD
+                       ? "Request timeout: the request head did not arrive in time"
+                       : "Request timeout: the request body did not arrive in time");
 }
 
 static int by_input_age(const void *a, const void *b)
@@ -767,14 +544,14 @@ void conn_shed_input(worker *w)
     qsort(holders, n, sizeof(*holders), by_input_age);
     for (size_t i = 0; i < n && worker_pending_input(w) > target; i++) {
         conn *victim = holders[i];
-        drop_input(victim);
+        conn_drop_input(victim);
         if (victim->state == CONN_CLOSING)
             continue; /* its input was to be discarded anyway */
         stat_add(&w->stats.input_shed, 1);
         log_debug("shed a connection's incomplete input (%zu bytes held in all)",
                   worker_pending_input(w));
         if (victim->state == CONN_HTTP)
-            http_fail(victim, 503, "Server busy: too many incomplete requests, retry later");
+            conn_http_fail(victim, 503, "Server busy: too many incomplete requests, retry later");
         else
             conn_close_ws(victim, 4100, "Over capacity: incomplete message dropped");
     }
@@ -822,7 +599,7 @@ conn *conn_accept(worker *w, int fd, const struct sockaddr *sa, bool refuse_full
             c->peer_trusted = true; /* counted by X-Forwarded-For at the upgrade */
         } else if (!(c->ip = ip_limit_acquire(srv->per_ip, sa))) {
             stat_add(&w->stats.ip_refused, 1);
-            http_fail(c, 429, "Too many connections from your address");
+            conn_http_fail(c, 429, "Too many connections from your address");
         }
     } else if (sa && !refuse_full && srv->trusted.count && cidr_list_contains(&srv->trusted, sa)) {
         c->peer_trusted = true;

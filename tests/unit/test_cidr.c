@@ -80,8 +80,9 @@ static int forwarded(const char *trusted_text, const char *value, char *out, siz
     struct sockaddr_storage ss;
     int r = cidr_forwarded_client(&l, value, strlen(value), &ss);
     if (r == 1) {
-        const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-                                                : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+        const void *a = ss.ss_family == AF_INET
+                            ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                            : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
         assert_non_null(inet_ntop(ss.ss_family, a, out, (socklen_t)cap));
     }
     cidr_list_free(&l);
