@@ -39,10 +39,11 @@ typedef struct dir_app {
     size_t occupied; /* channels with subs > 0 */
     strmap users;
     atomic_long connections;
+    /* Each app has its own lock: apps never wait for one another. */
+    pthread_mutex_t lock;
 } dir_app;
 
 struct directory {
-    pthread_mutex_t lock;
     dir_app *apps;
     size_t num_apps;
 };
@@ -57,13 +58,13 @@ static uint64_t now_ms(void)
 directory *directory_new(const hk_config *cfg)
 {
     directory *d = xcalloc(1, sizeof(*d));
-    pthread_mutex_init(&d->lock, NULL);
     d->num_apps = cfg->num_apps;
     d->apps = xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof(*d->apps));
     for (size_t i = 0; i < d->num_apps; i++) {
         strmap_init(&d->apps[i].channels);
         strmap_init(&d->apps[i].users);
         atomic_init(&d->apps[i].connections, 0);
+        pthread_mutex_init(&d->apps[i].lock, NULL);
     }
     return d;
 }
@@ -97,9 +98,9 @@ void directory_free(directory *d)
                 free(app->users.slots[i].value);
         strmap_free(&app->channels);
         strmap_free(&app->users);
+        pthread_mutex_destroy(&app->lock);
     }
     free(d->apps);
-    pthread_mutex_destroy(&d->lock);
     free(d);
 }
 
@@ -115,9 +116,9 @@ long directory_add_connection(directory *d, size_t app, long delta)
 
 size_t directory_channels(directory *d, size_t app)
 {
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&d->apps[app].lock);
     size_t n = d->apps[app].occupied;
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&d->apps[app].lock);
     return n;
 }
 
@@ -187,7 +188,7 @@ dir_subscribe_result directory_subscribe(directory *d, size_t app_idx, const cha
     dir_subscribe_result r = {0};
     dir_app *app = &d->apps[app_idx];
     uint64_t now = now_ms();
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&app->lock);
     dir_channel *ch = channel_get(app, name, len, kind, true);
     if (member) {
         dir_member *m = strmap_get(&ch->members, member->user_id, member->user_id_len);
@@ -195,7 +196,7 @@ dir_subscribe_result directory_subscribe(directory *d, size_t app_idx, const cha
             if (ch->members.count >= member->max_members) {
                 r.refused = true;
                 channel_release(app, ch, now);
-                pthread_mutex_unlock(&d->lock);
+                pthread_mutex_unlock(&app->lock);
                 return r;
             }
             m = xcalloc(1, sizeof(*m) + member->user_id_len + 1);
@@ -218,7 +219,7 @@ dir_subscribe_result directory_subscribe(directory *d, size_t app_idx, const cha
         encode_presence(ch, presence_state);
     if (cache_live(ch, now))
         r.cached = frame_ref(ch->cached);
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&app->lock);
     return r;
 }
 
@@ -228,7 +229,7 @@ uint32_t directory_unsubscribe(directory *d, size_t app_idx, const char *name, s
 {
     dir_app *app = &d->apps[app_idx];
     *member_removed = false;
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&app->lock);
     dir_channel *ch = channel_get(app, name, len, (channel_kind){0}, false);
     uint32_t total = 0;
     if (ch) {
@@ -247,17 +248,17 @@ uint32_t directory_unsubscribe(directory *d, size_t app_idx, const char *name, s
         total = ch->subs;
         channel_release(app, ch, now_ms());
     }
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&app->lock);
     return total;
 }
 
 uint64_t directory_interest(directory *d, size_t app_idx, const char *name, size_t len)
 {
     dir_app *app = &d->apps[app_idx];
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&app->lock);
     const dir_channel *ch = strmap_get(&app->channels, name, len);
     uint64_t workers = ch ? ch->workers : 0;
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&app->lock);
     return workers;
 }
 
@@ -265,14 +266,14 @@ void directory_cache_store(directory *d, size_t app_idx, const char *name, size_
                            uint32_t ttl_s)
 {
     dir_app *app = &d->apps[app_idx];
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&app->lock);
     dir_channel *ch = channel_get(app, name, len, channel_classify(name, len), true);
     if (ch->cached)
         frame_unref(ch->cached);
     ch->cached = frame_ref(f);
     ch->cached_until_ms = now_ms() + (uint64_t)ttl_s * 1000u;
     channel_release(app, ch, now_ms());
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&app->lock);
 }
 
 dir_channel_info directory_channel_info(directory *d, size_t app_idx, const char *name, size_t len)
@@ -280,7 +281,7 @@ dir_channel_info directory_channel_info(directory *d, size_t app_idx, const char
     dir_channel_info info = {0};
     dir_app *app = &d->apps[app_idx];
     uint64_t now = now_ms();
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&app->lock);
     dir_channel *ch = channel_get(app, name, len, (channel_kind){0}, false);
     if (ch) {
         info.occupied = ch->subs > 0;
@@ -291,7 +292,7 @@ dir_channel_info directory_channel_info(directory *d, size_t app_idx, const char
             info.cache_ms_left = ch->cached_until_ms - now;
         }
     }
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&app->lock);
     return info;
 }
 
@@ -300,7 +301,7 @@ void directory_list_channels(directory *d, size_t app_idx, const char *prefix, s
 {
     dir_app *app = &d->apps[app_idx];
     bool first = true;
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&app->lock);
     for (size_t i = 0; i < app->channels.cap; i++) {
         const dir_channel *ch = app->channels.slots[i].value;
         if (!app->channels.slots[i].key || ch->subs == 0 || ch->kind.type == CHANNEL_USER)
@@ -321,13 +322,13 @@ void directory_list_channels(directory *d, size_t app_idx, const char *prefix, s
             buf_printf(out, "%s\"subscription_count\":%u", wrote ? "," : "", ch->subs);
         buf_append_char(out, '}');
     }
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&app->lock);
 }
 
 void directory_list_users(directory *d, size_t app_idx, const char *name, size_t len, buf *out)
 {
     dir_app *app = &d->apps[app_idx];
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&app->lock);
     dir_channel *ch = channel_get(app, name, len, (channel_kind){0}, false);
     bool first = true;
     for (size_t i = 0; ch && i < ch->members.cap; i++) {
@@ -339,25 +340,25 @@ void directory_list_users(directory *d, size_t app_idx, const char *name, size_t
         json_write_string(out, m->id, m->id_len);
         buf_append_char(out, '}');
     }
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&app->lock);
 }
 
 void directory_presence_state(directory *d, size_t app_idx, const char *name, size_t len, buf *out)
 {
     dir_app *app = &d->apps[app_idx];
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&app->lock);
     dir_channel *ch = channel_get(app, name, len, (channel_kind){0}, false);
     if (ch)
         encode_presence(ch, out);
     else
         buf_append_str(out, "{\"presence\":{\"ids\":[],\"hash\":{},\"count\":0}}");
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&app->lock);
 }
 
 uint32_t directory_user_online(directory *d, size_t app_idx, const char *id, size_t len, int delta)
 {
     dir_app *app = &d->apps[app_idx];
-    pthread_mutex_lock(&d->lock);
+    pthread_mutex_lock(&app->lock);
     dir_user *u = strmap_get(&app->users, id, len);
     if (!u && delta > 0) {
         u = xcalloc(1, sizeof(*u) + len + 1);
@@ -377,16 +378,16 @@ uint32_t directory_user_online(directory *d, size_t app_idx, const char *id, siz
             free(u);
         }
     }
-    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_unlock(&app->lock);
     return n;
 }
 
 void directory_sweep(directory *d)
 {
     uint64_t now = now_ms();
-    pthread_mutex_lock(&d->lock);
     for (size_t a = 0; a < d->num_apps; a++) {
         dir_app *app = &d->apps[a];
+        pthread_mutex_lock(&app->lock);
         dir_channel *dead[64];
         size_t n;
         do {
@@ -399,6 +400,6 @@ void directory_sweep(directory *d)
             for (size_t i = 0; i < n; i++)
                 channel_release(app, dead[i], now);
         } while (n == 64);
+        pthread_mutex_unlock(&app->lock);
     }
-    pthread_mutex_unlock(&d->lock);
 }
