@@ -2,7 +2,8 @@
  *
  * main does the wiring: the server (net/) calls the layers above only
  * through the handlers and hooks installed here — a connection's HTTP
- * requests go to the API router, its WebSocket to a Pusher session; each
+ * requests go to the API router, its WebSocket carries a Pusher session
+ * (transport/); each
  * worker gets a hub, the hubs share one directory, and webhooks observe the
  * hubs. */
 #include <errno.h>
@@ -18,7 +19,7 @@
 #include "hub/hub.h"
 #include "net/server.h"
 #include "ops/health.h"
-#include "session/session.h"
+#include "transport/ws_transport.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "webhook/webhook.h"
@@ -55,7 +56,9 @@ static void webhook_observer(void *ctx, const hk_app *app, const hub_event *ev)
 static void *worker_init(void *ctx, worker *w)
 {
     wiring *wr = ctx;
-    hub *h = hub_new(wr->cfg, w->id);
+    /* Socket ids start with node_id * 10000 + the worker's number (at most
+     * 1024): unique per worker and per node. */
+    hub *h = hub_new(wr->cfg, wr->cfg->node_id * 10000u + w->id);
     hub_observe(h, webhook_observer, wr->webhooks);
     wr->hubs = xrealloc(wr->hubs, (wr->num_hubs + 1) * sizeof(*wr->hubs));
     wr->hubs[wr->num_hubs++] = h;
@@ -93,10 +96,11 @@ static void worker_free(void *data)
 static const conn_handlers handlers = {
     .on_request = api_handle,
     .check_head = api_check_head,
-    .on_open = session_open,
-    .on_message = session_on_message,
-    .on_tick = session_tick,
-    .on_end = session_end,
+    .on_open = ws_transport_open,
+    .on_message = ws_transport_message,
+    .on_tick = ws_transport_tick,
+    .on_close = ws_transport_on_close,
+    .on_end = ws_transport_end,
 };
 
 int main(int argc, char **argv)
@@ -125,7 +129,7 @@ int main(int argc, char **argv)
 
     wiring wr = {.cfg = &cfg, .webhooks = wh, .dir = directory_new(&cfg)};
     conn_handlers conn_table = handlers;
-    conn_table.ext_size = session_ext_size;
+    conn_table.ext_size = ws_transport_ext_size;
     server_hooks hooks = {.conn = &conn_table,
                           .ctx = &wr,
                           .worker_init = worker_init,

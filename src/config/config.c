@@ -33,6 +33,7 @@ const cfg_opt config_server_opts[] = {
     SRV("port", "HARK_PORT", "--port", OPT_INT, ST_INT, port, 1, 65535),
     SRV("data_dir", "HARK_DATA_DIR", "--data-dir", OPT_STR, ST_INT, data_dir, 0, 0),
     SRV("workers", "HARK_WORKERS", "--workers", OPT_INT, ST_U32, workers, 0, 1024),
+    SRV("node_id", "HARK_NODE_ID", "--node-id", OPT_INT, ST_U32, node_id, 0, 99999),
     SRV("log_level", "HARK_LOG_LEVEL", "--log-level", OPT_LEVEL, ST_INT, log_level, 0, 0),
     SRV("path_prefix", "HARK_PATH_PREFIX", "--path-prefix", OPT_PREFIX, ST_INT, path_prefix, 0, 0),
     SRV("max_connections", "HARK_MAX_CONNECTIONS", "--max-connections", OPT_INT, ST_LONG,
@@ -520,6 +521,7 @@ void config_print_help(const char *argv0)
            "  --data-dir DIR         storage directory, created if missing\n"
            "                         (HARK_DATA_DIR, default ./data)\n"
            "  --workers N            event-loop threads, 0 = one per core\n"
+           "  --node-id N            this server's number among several (socket ids)\n"
            "                         (HARK_WORKERS, default 0)\n"
            "  --log-level LEVEL      debug, info, warn, error or off\n"
            "                         (HARK_LOG_LEVEL, default info)\n"

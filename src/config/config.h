@@ -78,6 +78,7 @@ typedef struct hk_config {
     char *data_dir;             /* "./data" */
     char *path_prefix;          /* "" — prefix before /app/{key} and /apps/{id} */
     uint32_t workers;           /* 0 = one per core */
+    uint32_t node_id;           /* this server among several: socket ids start with it */
     int log_level;              /* enum log_level */
     long max_connections;       /* whole server, -1 = as many as the fd limit allows */
     size_t max_message_bytes;   /* largest WebSocket message accepted (default 65536) */

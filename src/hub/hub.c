@@ -13,11 +13,11 @@
 #include "util/buf.h"
 #include "util/json_write.h"
 
-hub *hub_new(const hk_config *cfg, uint32_t node_id)
+hub *hub_new(const hk_config *cfg, uint32_t socket_prefix)
 {
     hub *h = xcalloc(1, sizeof(*h));
     h->cfg = cfg;
-    h->node_id = node_id;
+    h->socket_prefix = socket_prefix;
     h->num_apps = cfg->num_apps;
     h->apps = xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof(*h->apps));
     for (size_t i = 0; i < cfg->num_apps; i++) {
@@ -141,7 +141,7 @@ void hub_attach(hub_app *app, subscriber *s, const subscriber_ops *ops)
     s->app = app;
     for (;;) {
         uint64_t r = random_u64() % 1000000000000000ull; /* 15 digits */
-        int n = snprintf(s->socket_id, sizeof(s->socket_id), "%u.%llu", app->hub->node_id,
+        int n = snprintf(s->socket_id, sizeof(s->socket_id), "%u.%llu", app->hub->socket_prefix,
                          (unsigned long long)r);
         s->socket_id_len = (uint8_t)n;
         if (!strmap_get(&app->sockets, s->socket_id, (size_t)n))

@@ -165,7 +165,7 @@ struct hub {
     const hk_config *cfg;
     hub_app *apps; /* index-aligned with cfg->apps */
     size_t num_apps;
-    uint32_t node_id; /* first part of socket ids */
+    uint32_t socket_prefix; /* first part of socket ids: node and worker */
     struct {
         hub_observer_fn fn;
         void *ctx;
@@ -181,8 +181,9 @@ struct hub {
     hub_inbox inbox;
 };
 
-/* A hub on its own (one worker, private directory). */
-hub *hub_new(const hk_config *cfg, uint32_t node_id);
+/* A hub on its own (one worker, private directory). socket_prefix is the
+ * first part of its socket ids, unique to the worker and its node. */
+hub *hub_new(const hk_config *cfg, uint32_t socket_prefix);
 /* Adds an observer of every event (at most HUB_MAX_OBSERVERS). */
 void hub_observe(hub *h, hub_observer_fn fn, void *ctx);
 /* Joins a group of workers sharing dir (replaces the private directory).

@@ -17,7 +17,6 @@
 #include "net/server.h"
 #include "net/worker.h"
 #include "net/ws_frame.h"
-#include "protocol/pusher_msg.h"
 #include "util/cidr.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -129,7 +128,7 @@ void conn_send(conn *c, frame *f)
         stat_add(&c->w->stats.slow_consumers_closed, 1);
         log_debug("closing slow consumer (fd %d): %zu bytes unsent", c->fd, c->out.bytes);
         outq_drop_unsent(&c->out);
-        conn_close_ws(c, 4100, "Slow consumer: too much unsent data");
+        conn_close_session(c, 4100, "Slow consumer: too much unsent data");
         return;
     }
     outq_push(c, f);
@@ -209,28 +208,25 @@ static void enter_closing(conn *c)
     worker_mark_dirty(c->w, c); /* the flush half-closes once the queue is empty */
 }
 
-void conn_close_ws(conn *c, int code, const char *message)
+void conn_close_ws(conn *c, int code, const char *reason)
 {
     if (c->state != CONN_WS)
         return;
-    char clean[512]; /* messages may quote client bytes: both copies must be UTF-8 */
-    if (message) {
-        utf8_sanitize(clean, sizeof(clean), message, strlen(message));
-        message = clean;
-        buf b;
-        buf_init(&b);
-        pusher_encode_error(&b, code, message);
-        frame *f = frame_message(b.data, b.len);
-        outq_push(c, f);
-        frame_unref(f);
-        buf_free(&b);
-    }
+    char clean[126]; /* a close frame's reason: at most 123 bytes, valid UTF-8 */
+    utf8_sanitize(clean, sizeof(clean), reason ? reason : "", reason ? strlen(reason) : 0);
     uint8_t close_frame[WS_SERVER_HEADER_MAX + 125];
-    size_t n = ws_frame_encode_close(close_frame, (uint16_t)code, message ? message : "");
+    size_t n = ws_frame_encode_close(close_frame, (uint16_t)code, clean);
     frame *f = frame_raw(close_frame, n);
     outq_push(c, f);
     frame_unref(f);
     enter_closing(c);
+}
+
+void conn_close_session(conn *c, int code, const char *reason)
+{
+    if (c->state == CONN_WS && handlers(c)->on_close)
+        handlers(c)->on_close(c, code, reason);
+    conn_close_ws(c, code, reason);
 }
 
 void conn_close_after_flush(conn *c)
@@ -553,7 +549,7 @@ void conn_shed_input(worker *w)
         if (victim->state == CONN_HTTP)
             conn_http_fail(victim, 503, "Server busy: too many incomplete requests, retry later");
         else
-            conn_close_ws(victim, 4100, "Over capacity: incomplete message dropped");
+            conn_close_session(victim, 4100, "Over capacity: incomplete message dropped");
     }
     free(holders);
 }

@@ -110,6 +110,11 @@ typedef struct conn_handlers {
     void (*on_message)(conn *c, uint8_t opcode, char *data, size_t len);
     /* Every sweep (250 ms) for an open WebSocket. */
     void (*on_tick)(conn *c, uint64_t now_ms);
+    /* net closes an open WebSocket for a reason of its own (slow consumer,
+     * keep-alive, drain, shed input), also one refused before on_open:
+     * the layer above may say why first, then closes it with conn_close_ws
+     * (net does if it did not). */
+    void (*on_close)(conn *c, int code, const char *reason);
     /* The session is over (closing, or torn down): once, after on_open. */
     void (*on_end)(conn *c);
 } conn_handlers;
@@ -134,9 +139,9 @@ void conn_send(conn *c, frame *f);
 void conn_send_text(conn *c, const char *payload, size_t len);
 /* Queues raw bytes (an HTTP response). */
 void conn_send_raw(conn *c, const void *bytes, size_t len);
-/* WebSocket close: {"event":"pusher:error",...} when message is not NULL,
- * then a close frame with code; the connection stops reading messages. */
-void conn_close_ws(conn *c, int code, const char *message);
+/* WebSocket close: a close frame with code and reason (cut to fit, made
+ * valid UTF-8); the connection stops reading messages. */
+void conn_close_ws(conn *c, int code, const char *reason);
 /* Ends an HTTP exchange: queue the response then half-close. */
 void conn_close_after_flush(conn *c);
 /* Tears the connection down now (socket closed, hub detached). */

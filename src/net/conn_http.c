@@ -96,7 +96,7 @@ static void refuse_over_capacity(conn *c, const http_request *req)
     stat_add(&c->w->stats.full_refused, 1);
     if (is_upgrade(req)) {
         if (upgrade(c, req)) /* a Pusher answer instead of a reset */
-            conn_close_ws(c, 4100, why);
+            conn_close_session(c, 4100, why);
     } else {
         conn_http_fail(c, 503, why);
     }

@@ -30,6 +30,9 @@ void conn_drop_input(conn *c);
  * NULL with len 0: parse what is held). */
 void conn_feed_ws(conn *c, char *data, size_t len);
 void conn_feed_http(conn *c, char *data, size_t len);
+/* Closes an open WebSocket for net's own reason: the handlers' on_close
+ * says why to the client first. */
+void conn_close_session(conn *c, int code, const char *reason);
 /* Answers an HTTP error and closes after it. */
 void conn_http_fail(conn *c, int status, const char *message);
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "net/conn.h"
+#include "net/conn_internal.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -236,7 +237,7 @@ static void start_drain(worker *w)
     for (conn *c = w->conns; c; c = next) {
         next = c->next;
         if (c->state == CONN_WS)
-            conn_close_ws(c, 4200, "Server is shutting down");
+            conn_close_session(c, 4200, "Server is shutting down");
         else if (c->state == CONN_HTTP && !c->http_in && c->out.count == 0)
             conn_destroy(c);
     }
@@ -276,7 +277,7 @@ static void on_sweep(uv_timer_t *t)
             }
         } else if (now - c->ping_sent_ms >= cfg->pong_timeout_ms) {
             stat_add(&w->stats.pong_timeouts, 1);
-            conn_close_ws(c, 4201, "Pong reply not received in time");
+            conn_close_session(c, 4201, "Pong reply not received in time");
             continue;
         }
         w->srv->handlers->on_tick(c, now);

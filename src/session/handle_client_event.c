@@ -3,56 +3,54 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/worker.h"
 #include "protocol/channel_name.h"
 #include "protocol/errors.h"
 #include "session/session_internal.h"
 
 /* Returns false when this event is over the per-second budget. */
-static bool within_rate(conn *c, const hk_app *app)
+static bool within_rate(session *s, const hk_app *app, uint64_t now)
 {
     if (app->client_event_rate == 0)
         return true;
-    uint64_t now = conn_now(c);
-    if (now - session_of(c)->rate_window_ms >= 1000) {
-        session_of(c)->rate_window_ms = now;
-        session_of(c)->rate_count = 0;
+    if (now - s->rate_window_ms >= 1000) {
+        s->rate_window_ms = now;
+        s->rate_count = 0;
     }
-    return ++session_of(c)->rate_count <= app->client_event_rate;
+    return ++s->rate_count <= app->client_event_rate;
 }
 
-void handle_client_event(conn *c, const pusher_msg *m)
+void handle_client_event(session *s, const pusher_msg *m, uint64_t now_ms)
 {
-    const hk_app *app = session_of(c)->sub.app->cfg;
+    const hk_app *app = s->sub.app->cfg;
     if (!app->client_events) {
-        session_send_error(c, PUSHER_CLIENT_EVENT_REJECTED,
+        session_send_error(s, PUSHER_CLIENT_EVENT_REJECTED,
                            "The app does not have client messaging enabled.");
         return;
     }
     if (!m->channel) {
-        session_send_error(c, 0, "Client event rejected: a channel is required");
+        session_send_error(s, 0, "Client event rejected: a channel is required");
         return;
     }
     if (m->event_len > app->max_event_name_length) {
-        session_send_error(c, 0, "Client event rejected: event name too long");
+        session_send_error(s, 0, "Client event rejected: event name too long");
         return;
     }
-    sub_slot *slot = hub_subscription(&session_of(c)->sub, m->channel, m->channel_len);
+    sub_slot *slot = hub_subscription(&s->sub, m->channel, m->channel_len);
     if (!slot) {
-        session_send_error(c, 0, "Client event rejected: not subscribed to the channel");
+        session_send_error(s, 0, "Client event rejected: not subscribed to the channel");
         return;
     }
     enum channel_type type = slot->channel->kind.type;
     if (type != CHANNEL_PRIVATE && type != CHANNEL_PRESENCE) {
-        session_send_error(c, 0,
+        session_send_error(s, 0,
                            type == CHANNEL_ENCRYPTED
                                ? "Client events are not allowed on encrypted channels"
                                : "Client events are only allowed on private and presence "
                                  "channels");
         return;
     }
-    if (!within_rate(c, app)) {
-        session_send_error(c, PUSHER_CLIENT_EVENT_REJECTED,
+    if (!within_rate(s, app, now_ms)) {
+        session_send_error(s, PUSHER_CLIENT_EVENT_REJECTED,
                            "Client event rejected due to rate limit");
         return;
     }
@@ -60,7 +58,7 @@ void handle_client_event(conn *c, const pusher_msg *m)
     size_t data_len = data ? strlen(data) : 0;
     if (data_len > app->max_payload_bytes) {
         free(data);
-        session_send_error(c, PUSHER_CLIENT_EVENT_REJECTED,
+        session_send_error(s, PUSHER_CLIENT_EVENT_REJECTED,
                            "Client event rejected: data is over the payload limit");
         return;
     }
@@ -75,7 +73,7 @@ void handle_client_event(conn *c, const pusher_msg *m)
                            data, data_len, slot->member ? slot->member->id : NULL,
                            slot->member ? slot->member->id_len : 0);
     frame *f = frame_buf_take(&b);
-    hub_client_event(&session_of(c)->sub, slot, f, event, m->event_len, data, data_len);
+    hub_client_event(&s->sub, slot, f, event, m->event_len, data, data_len);
     frame_unref(f);
     free(data);
 }

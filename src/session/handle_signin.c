@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/worker.h"
 #include "protocol/channel_name.h"
 #include "protocol/errors.h"
 #include "protocol/signature.h"
@@ -13,27 +12,27 @@
 
 #define WATCHLIST_MAX 100
 
-static void refuse(conn *c, const char *message)
+static void refuse(session *s, const char *message)
 {
-    if (session_of(c)->sub.app->cfg->user_authentication_required)
-        conn_close_ws(c, PUSHER_UNAUTHORIZED, message);
+    if (s->sub.app->cfg->user_authentication_required)
+        session_close(s, PUSHER_UNAUTHORIZED, message);
     else
-        session_send_error(c, PUSHER_UNAUTHORIZED, message);
+        session_send_error(s, PUSHER_UNAUTHORIZED, message);
 }
 
-void handle_signin(conn *c, const pusher_msg *m)
+void handle_signin(session *s, const pusher_msg *m)
 {
-    const hk_app *app = session_of(c)->sub.app->cfg;
+    const hk_app *app = s->sub.app->cfg;
     size_t auth_len = 0, ud_len = 0;
     const char *auth = pusher_msg_data_string(m, "auth", &auth_len);
     const char *user_data = pusher_msg_data_string(m, "user_data", &ud_len);
     if (!auth || !user_data) {
-        refuse(c, "Sign-in refused: auth and user_data are required");
+        refuse(s, "Sign-in refused: auth and user_data are required");
         return;
     }
-    if (!sig_check_user(app->key, app->secret, session_of(c)->sub.socket_id, user_data, ud_len,
-                        auth, auth_len)) {
-        refuse(c, "Sign-in refused: invalid signature");
+    if (!sig_check_user(app->key, app->secret, s->sub.socket_id, user_data, ud_len, auth,
+                        auth_len)) {
+        refuse(s, "Sign-in refused: invalid signature");
         return;
     }
     json_error_t jerr;
@@ -42,15 +41,15 @@ void handle_signin(conn *c, const pusher_msg *m)
     if (!json_is_object(root) || !json_is_string(id) ||
         !user_id_valid(json_string_value(id), json_string_length(id))) {
         json_decref(root);
-        refuse(c, "Sign-in refused: user_data must be an object with a valid string id");
+        refuse(s, "Sign-in refused: user_data must be an object with a valid string id");
         return;
     }
     const char *uid = json_string_value(id);
     size_t uid_len = json_string_length(id);
-    if (session_of(c)->sub.user && (session_of(c)->sub.user->id_len != uid_len ||
-                                    memcmp(session_of(c)->sub.user->id, uid, uid_len) != 0)) {
+    if (s->sub.user &&
+        (s->sub.user->id_len != uid_len || memcmp(s->sub.user->id, uid, uid_len) != 0)) {
         json_decref(root);
-        refuse(c, "Sign-in refused: the connection is signed in as another user");
+        refuse(s, "Sign-in refused: the connection is signed in as another user");
         return;
     }
 
@@ -81,18 +80,18 @@ void handle_signin(conn *c, const pusher_msg *m)
     buf_append_str(&b, "{\"event\":\"pusher:signin_success\",\"data\":{\"user_data\":");
     json_write_string(&b, user_data, ud_len);
     buf_append_str(&b, "}}");
-    conn_send_text(c, b.data, b.len);
+    session_send_text(s, b.data, b.len);
     buf_free(&b);
 
-    if (!session_of(c)->sub.user) {
+    if (!s->sub.user) {
         json_t *info = json_object_get(root, "user_info");
-        free(session_of(c)->user_info);
-        session_of(c)->user_info = info ? json_dumps(info, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-        hub_signin(&session_of(c)->sub, uid, uid_len, ids, lens, num);
+        free(s->user_info);
+        s->user_info = info ? json_dumps(info, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+        hub_signin(&s->sub, uid, uid_len, ids, lens, num);
     }
-    session_of(c)->auth_deadline_ms = 0;
+    s->auth_deadline_ms = 0;
     if (truncated)
-        session_send_error(c, PUSHER_WATCHLIST_LIMIT,
+        session_send_error(s, PUSHER_WATCHLIST_LIMIT,
                            "The watchlist is limited to 100 users; the first 100 are kept");
     json_decref(root);
 }

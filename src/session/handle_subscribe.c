@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/worker.h"
 #include "protocol/channel_name.h"
 #include "protocol/signature.h"
 #include "session/session_internal.h"
@@ -57,46 +56,46 @@ static const char *parse_member(const char *channel_data, size_t len, member *m)
     return NULL;
 }
 
-void handle_subscribe(conn *c, const pusher_msg *m)
+void handle_subscribe(session *s, const pusher_msg *m)
 {
-    const hk_app *app = session_of(c)->sub.app->cfg;
+    const hk_app *app = s->sub.app->cfg;
     size_t name_len = 0;
     const char *name = pusher_msg_data_string(m, "channel", &name_len);
     const char *reason = NULL;
     if (!name) {
-        session_subscription_error(c, NULL, 0, "InvalidChannel", "Missing channel name", 400);
+        session_subscription_error(s, NULL, 0, "InvalidChannel", "Missing channel name", 400);
         return;
     }
     if (!channel_name_valid(name, name_len, app->max_channel_name_length, &reason)) {
         char error[256];
         snprintf(error, sizeof(error), "Invalid channel name: %s", reason ? reason : "bad name");
-        session_subscription_error(c, name, name_len, "InvalidChannel", error, 400);
+        session_subscription_error(s, name, name_len, "InvalidChannel", error, 400);
         return;
     }
     /* max_channels_per_connection: a new channel past the limit is refused;
      * subscribing again to a channel already held takes no new slot. */
-    if (session_of(c)->sub.num_slots >= app->max_channels_per_connection &&
-        !hub_subscription(&session_of(c)->sub, name, name_len)) {
+    if (s->sub.num_slots >= app->max_channels_per_connection &&
+        !hub_subscription(&s->sub, name, name_len)) {
         char error[96];
         snprintf(error, sizeof(error),
                  "Too many channels on this connection: the limit is %" PRIu32,
                  app->max_channels_per_connection);
-        session_subscription_error(c, name, name_len, "LimitReached", error, 400);
+        session_subscription_error(s, name, name_len, "LimitReached", error, 400);
         return;
     }
     channel_kind kind = channel_classify(name, name_len);
 
     if (kind.type == CHANNEL_USER) {
         size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
-        hub_user *u = session_of(c)->sub.user;
+        hub_user *u = s->sub.user;
         if (!u || u->id_len != name_len - prefix || memcmp(u->id, name + prefix, u->id_len) != 0) {
-            session_subscription_error(c, name, name_len, "AuthError",
+            session_subscription_error(s, name, name_len, "AuthError",
                                        "Only the signed-in user may subscribe to its own "
                                        "#server-to-user channel",
                                        401);
             return;
         }
-        hub_subscribe(&session_of(c)->sub, name, name_len, kind, NULL);
+        hub_subscribe(&s->sub, name, name_len, kind, NULL);
         return;
     }
 
@@ -106,11 +105,11 @@ void handle_subscribe(conn *c, const pusher_msg *m)
         size_t auth_len = 0;
         const char *auth = pusher_msg_data_string(m, "auth", &auth_len);
         if (!auth || auth_len == 0) {
-            session_subscription_error(c, name, name_len, "AuthError",
+            session_subscription_error(s, name, name_len, "AuthError",
                                        "The connection is unauthorized: auth is missing", 401);
             return;
         }
-        if (!sig_check_channel(app->key, app->secret, session_of(c)->sub.socket_id, name, name_len,
+        if (!sig_check_channel(app->key, app->secret, s->sub.socket_id, name, name_len,
                                channel_data, cd_len, auth, auth_len)) {
             /* The string to sign, with the whole channel name (valid names
              * are ASCII). */
@@ -119,11 +118,11 @@ void handle_subscribe(conn *c, const pusher_msg *m)
             buf_printf(&error,
                        "The connection is unauthorized: invalid signature, expected HMAC-SHA256 "
                        "hex of \"%s:",
-                       session_of(c)->sub.socket_id);
+                       s->sub.socket_id);
             buf_append(&error, name, name_len);
             buf_append_str(&error, channel_data ? ":<channel_data>\"" : "\"");
             char *text = buf_steal(&error);
-            session_subscription_error(c, name, name_len, "AuthError", text, 401);
+            session_subscription_error(s, name, name_len, "AuthError", text, 401);
             free(text);
             return;
         }
@@ -132,8 +131,8 @@ void handle_subscribe(conn *c, const pusher_msg *m)
     hub_presence_join join = {0};
     member mb = {0};
     if (kind.type == CHANNEL_PRESENCE) {
-        if (!channel_data && !session_of(c)->sub.user) {
-            session_subscription_error(c, name, name_len, "InvalidChannelData",
+        if (!channel_data && !s->sub.user) {
+            session_subscription_error(s, name, name_len, "InvalidChannelData",
                                        "Presence channels need channel_data with a user_id", 400);
             return;
         }
@@ -142,43 +141,43 @@ void handle_subscribe(conn *c, const pusher_msg *m)
                 char error[160];
                 snprintf(error, sizeof(error), "The maximum size for a channel member is %zu bytes",
                          app->max_presence_user_bytes);
-                session_subscription_error(c, name, name_len, "LimitReached", error, 413);
+                session_subscription_error(s, name, name_len, "LimitReached", error, 413);
                 return;
             }
             const char *bad = parse_member(channel_data, cd_len, &mb);
             if (bad) {
-                session_subscription_error(c, name, name_len, "InvalidChannelData", bad, 400);
+                session_subscription_error(s, name, name_len, "InvalidChannelData", bad, 400);
                 member_free(&mb);
                 return;
             }
         } else {
             /* pusher-js allows presence auth without channel_data when signed in */
-            mb.id = session_of(c)->sub.user->id;
-            mb.id_len = session_of(c)->sub.user->id_len;
-            mb.info = strdup(session_of(c)->user_info ? session_of(c)->user_info : "null");
+            mb.id = s->sub.user->id;
+            mb.id_len = s->sub.user->id_len;
+            mb.info = strdup(s->user_info ? s->user_info : "null");
             if (!mb.info)
                 abort();
         }
         join = (hub_presence_join){mb.id, mb.id_len, mb.info, strlen(mb.info)};
     }
 
-    enum hub_subscribe_result r = hub_subscribe(&session_of(c)->sub, name, name_len, kind, &join);
+    enum hub_subscribe_result r = hub_subscribe(&s->sub, name, name_len, kind, &join);
     member_free(&mb);
     if (r == HUB_MEMBER_LIMIT) {
-        session_subscription_error(c, name, name_len, "LimitReached",
+        session_subscription_error(s, name, name_len, "LimitReached",
                                    "The maximum members per presence channel limit was reached",
                                    4100);
         return;
     }
     if (kind.type == CHANNEL_PRIVATE || kind.type == CHANNEL_PRESENCE ||
         kind.type == CHANNEL_ENCRYPTED)
-        session_of(c)->auth_deadline_ms = 0; /* authorized connection */
+        s->auth_deadline_ms = 0; /* authorized connection */
 }
 
-void handle_unsubscribe(conn *c, const pusher_msg *m)
+void handle_unsubscribe(session *s, const pusher_msg *m)
 {
     size_t len = 0;
     const char *name = pusher_msg_data_string(m, "channel", &len);
     if (name)
-        hub_unsubscribe(&session_of(c)->sub, name, len);
+        hub_unsubscribe(&s->sub, name, len);
 }

@@ -1,5 +1,6 @@
 // Two workers. A socket id starts with the number of the worker that owns the
-// connection (docs/design.md, "Workers"); the first test checks that against
+// connection (docs/design.md, "Workers"; with node_id N it is N * 10000 plus
+// that number); the first test checks that against
 // something the server does per worker: each worker gets its own share of
 // max_pending_input_bytes (docs/api.md), so two connections that each hold
 // an unfinished 60 kB message exceed a 100 kB share only when one worker owns
@@ -308,5 +309,36 @@ describe('workers: behaviour across two event loops', () => {
         }
         assert.equal(first.closeInfo, null);
         first.close();
+    });
+});
+
+// Socket ids are unique per node as well as per worker: the first part is
+// node_id * 10000 + the worker's number (docs/api.md, node_id), so two
+// servers of one cluster never issue the same id.
+describe('workers: socket ids of two nodes', () => {
+    const nodes = [];
+    before(async () => {
+        for (const node_id of [3, 4]) nodes.push(await startHark({ config: { workers: 2, node_id } }));
+    });
+    after(async () => { for (const n of nodes) await n.stop(); });
+
+    test('workers: each node prefixes its socket ids with its node_id and the worker', async () => {
+        const s = scope();
+        try {
+            const seen = [new Set(), new Set()];
+            for (let i = 0; i < 2; i++) {
+                for (let k = 0; k < 24; k++) {
+                    const conn = await wsConnect(nodes[i]);
+                    s.add(() => conn.destroy());
+                    const { socket_id: id } = await conn.established();
+                    assert.match(id, /^\d+\.\d+$/);
+                    seen[i].add(workerOf(id));
+                }
+            }
+            for (const p of seen[0]) assert.ok(['30001', '30002'].includes(p), `node 3: ${[...seen[0]]}`);
+            for (const p of seen[1]) assert.ok(['40001', '40002'].includes(p), `node 4: ${[...seen[1]]}`);
+        } finally {
+            await s.close();
+        }
     });
 });
