@@ -73,8 +73,11 @@ void hub_free(hub *h)
         strmap_free(&app->users);
         strmap_free(&app->sockets);
     }
-    for (size_t i = 0; i < h->inbox.count; i++)
+    for (size_t i = 0; i < h->inbox.count; i++) {
+        if (h->inbox.items[i].kind == MSG_CALL)
+            h->inbox.items[i].call(NULL, h->inbox.items[i].arg); /* frees its work only */
         hub_msg_free(&h->inbox.items[i]);
+    }
     free(h->inbox.items);
     pthread_mutex_destroy(&h->inbox.lock);
     if (h->owns_dir)

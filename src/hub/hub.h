@@ -144,10 +144,17 @@ struct hub_app {
 };
 
 /* A message from another worker's hub. */
+/* Work another thread hands to a hub (hub_post): runs on the hub's thread
+ * with h, or with h NULL when the hub is freed first (then it only frees
+ * arg). */
+typedef void (*hub_call_fn)(hub *h, void *arg);
+
 typedef struct hub_msg {
     uint8_t kind;
     uint32_t app;
     frame *f;
+    hub_call_fn call; /* MSG_CALL */
+    void *arg;
     char except[32]; /* socket id not to deliver to, "" for none */
     char *name;      /* channel or user id (owned) */
     size_t name_len;
@@ -231,7 +238,8 @@ hub_channel *hub_channel_find(hub_app *app, const char *name, size_t len);
  * "#server-to-user-<id>" reaches every connection signed in as <id>. */
 void hub_publish(hub_app *app, const char *name, size_t len, frame *f,
                  const char *except_socket_id);
-/* A client event from s on its subscribed channel (reported to observers). */
+/* A client event from s on its subscribed channel: relayed (unless f is
+ * NULL: someone else delivers it) and reported to observers. */
 void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event, size_t event_len,
                       const char *data, size_t data_len);
 
@@ -242,6 +250,17 @@ bool hub_signin(subscriber *s, const char *user_id, size_t len, const char *cons
 hub_user *hub_user_find(hub_app *app, const char *id, size_t len);
 /* Closes every connection signed in as user_id, on every worker, with 4009. */
 void hub_terminate_user(hub_app *app, const char *id, size_t len);
+
+/* Any thread: runs fn(h, arg) on h's thread, after what was posted to h
+ * before it. */
+void hub_post(hub *h, hub_call_fn fn, void *arg);
+/* Any thread: delivers f on channel name through the inbox of every
+ * worker with a subscriber (this hub's own included), in the order of the
+ * calls, except to except_socket_id; remembers it on cache channels. A
+ * caller that serializes its calls (the history thread) so delivers every
+ * channel's events in one order on every worker. */
+void hub_publish_posted(hub *any, size_t app, const char *name, size_t len, frame *f,
+                        const char *except_socket_id);
 
 /* Frees vacant channels whose cached event has expired (directory). */
 void hub_sweep(hub *h);

@@ -297,7 +297,8 @@ void hub_client_event(subscriber *s, sub_slot *slot, frame *f, const char *event
                       const char *data, size_t data_len)
 {
     hub_channel *ch = slot->channel;
-    hub_group_send(s->app, MSG_PUBLISH, ch->name, ch->name_len, f, s);
+    if (f)
+        hub_group_send(s->app, MSG_PUBLISH, ch->name, ch->name_len, f, s);
     hub_event ev = {.kind = HUB_CLIENT_EVENT,
                     .channel = ch->name,
                     .channel_len = ch->name_len,

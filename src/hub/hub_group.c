@@ -17,16 +17,8 @@ void hub_msg_free(hub_msg *m)
     free(m->name);
 }
 
-static void inbox_push(hub *to, uint8_t kind, size_t app, const char *name, size_t len, frame *f,
-                       const char *except)
+static void inbox_add(hub *to, hub_msg m)
 {
-    hub_msg m = {.kind = kind, .app = (uint32_t)app, .f = f ? frame_ref(f) : NULL};
-    m.name = xmalloc(len + 1);
-    memcpy(m.name, name, len);
-    m.name[len] = '\0';
-    m.name_len = len;
-    if (except)
-        snprintf(m.except, sizeof(m.except), "%s", except);
     pthread_mutex_lock(&to->inbox.lock);
     if (to->inbox.count == to->inbox.cap) {
         to->inbox.cap = to->inbox.cap ? to->inbox.cap * 2 : 16;
@@ -37,6 +29,52 @@ static void inbox_push(hub *to, uint8_t kind, size_t app, const char *name, size
     pthread_mutex_unlock(&to->inbox.lock);
     if (first && to->wake)
         to->wake(to->wake_ctx);
+}
+
+static void inbox_push(hub *to, uint8_t kind, size_t app, const char *name, size_t len, frame *f,
+                       const char *except)
+{
+    hub_msg m = {.kind = kind, .app = (uint32_t)app, .f = f ? frame_ref(f) : NULL};
+    m.name = xmalloc(len + 1);
+    memcpy(m.name, name, len);
+    m.name[len] = '\0';
+    m.name_len = len;
+    if (except)
+        snprintf(m.except, sizeof(m.except), "%s", except);
+    inbox_add(to, m);
+}
+
+void hub_post(hub *h, hub_call_fn fn, void *arg)
+{
+    inbox_add(h, (hub_msg){.kind = MSG_CALL, .call = fn, .arg = arg});
+}
+
+void hub_publish_posted(hub *any, size_t app, const char *name, size_t len, frame *f,
+                        const char *except_socket_id)
+{
+    channel_kind kind = channel_classify(name, len);
+    uint8_t msg = MSG_PUBLISH;
+    uint64_t interested = ~0ull;
+    if (kind.type == CHANNEL_USER) {
+        size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
+        name += prefix;
+        len -= prefix;
+        msg = MSG_PUBLISH_USER;
+    } else {
+        if (kind.cache)
+            directory_cache_store(any->dir, app, name, len, f, any->cfg->apps[app].cache_ttl);
+        if (any->num_peers <= 64)
+            interested = directory_interest(any->dir, app, name, len);
+    }
+    size_t n = any->num_peers ? any->num_peers : 1; /* a hub on its own is its only peer */
+    for (size_t i = 0; i < n; i++) {
+        if (!(interested >> i & 1))
+            continue;
+        hub *to = any->num_peers ? any->peers[i] : any;
+        frame *copy = n > 1 ? frame_copy(f) : frame_ref(f);
+        inbox_push(to, msg, app, name, len, copy, except_socket_id);
+        frame_unref(copy);
+    }
 }
 
 /* Runs kind on this hub now and on every other hub through its inbox. The
@@ -90,6 +128,10 @@ void hub_drain_inbox(hub *h)
     pthread_mutex_unlock(&h->inbox.lock);
     for (size_t i = 0; i < count; i++) {
         hub_msg *m = &items[i];
+        if (m->kind == MSG_CALL) {
+            m->call(h, m->arg);
+            continue;
+        }
         hub_app *app = &h->apps[m->app];
         const subscriber *except =
             m->except[0] ? hub_find_socket(app, m->except, strlen(m->except)) : NULL;

@@ -15,6 +15,7 @@ enum hub_msg_kind {
     MSG_TERMINATE_USER, /* close connections signed in as name with 4009 */
     MSG_USER_ONLINE,    /* tell watchers of name */
     MSG_USER_OFFLINE,
+    MSG_CALL, /* run call(arg) */
 };
 
 /* hub.c */

@@ -267,14 +267,20 @@ void conn_destroy(conn *c)
         worker_reserve_returned(w);
     /* Freed after this iteration's flush pass: the dirty list or the epoll
      * batch being dispatched may still point at it. */
+    if (c->reply_token) {
+        strmap_remove(&w->deferred, (const char *)&c->reply_token, sizeof(c->reply_token));
+        c->reply_token = 0;
+    }
     worker_bury(w, c);
 }
 
 /* ---- writing ---------------------------------------------------------------- */
 
 /* Output drained below half its bound: read (and answer) requests again. */
-static void resume_input(conn *c)
+void conn_resume_input(conn *c)
 {
+    if (c->reply_token)
+        return; /* a deferred answer is awaited: conn_reply_sent resumes */
     c->input_paused = false;
     conn_update_poll(c, c->out.count > 0);
     if (c->http_in)
@@ -325,7 +331,7 @@ void conn_flush(conn *c)
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 conn_update_poll(c, true);
                 if (c->input_paused && q->bytes < c->w->cfg->max_output_bytes / 2)
-                    resume_input(c);
+                    conn_resume_input(c);
                 return;
             }
             conn_destroy(c); /* reset by peer, broken pipe */
@@ -350,7 +356,7 @@ void conn_flush(conn *c)
         if ((size_t)wr < total) {
             conn_update_poll(c, true);
             if (c->input_paused && q->bytes < c->w->cfg->max_output_bytes / 2)
-                resume_input(c);
+                conn_resume_input(c);
             return;
         }
     }
@@ -366,7 +372,7 @@ void conn_flush(conn *c)
         c->shut_wr = true;
     }
     if (c->input_paused)
-        resume_input(c);
+        conn_resume_input(c);
 }
 
 /* ---- WebSocket input ---------------------------------------------------------- */

@@ -58,6 +58,7 @@ enum http_phase {
     HTTP_HEAD = 0, /* a request head (new connection, or bytes of one arrived) */
     HTTP_BODY,     /* the rest of a body whose head was read */
     HTTP_IDLE,     /* keep-alive: nothing pending */
+    HTTP_WAIT,     /* the answer was deferred (conn_defer_reply): no deadline */
 };
 
 struct ip_entry;
@@ -83,6 +84,7 @@ typedef struct conn {
     bool peer_trusted;    /* the peer is a trusted proxy (X-Forwarded-For is read) */
     bool counted_session; /* upgraded: counted in the server's sessions */
     uint32_t held_input;  /* bytes of incomplete input, counted in the worker's total */
+    uint64_t reply_token; /* a deferred answer is awaited (conn_defer_reply); 0 = none */
     uint64_t last_recv_ms;
     uint64_t ping_sent_ms;    /* 0 = no ping outstanding */
     uint64_t deadline_ms;     /* HTTP: end of the phase; CLOSING: end of the linger */
@@ -142,6 +144,20 @@ void conn_send_raw(conn *c, const void *bytes, size_t len);
 /* WebSocket close: a close frame with code and reason (cut to fit, made
  * valid UTF-8); the connection stops reading messages. */
 void conn_close_ws(conn *c, int code, const char *reason);
+/* The answer to the request being handled will come later, from work done
+ * on another thread: the connection reads no further request until
+ * conn_reply_sent. Returns the token that finds it again on its worker
+ * (conn_deferred), or not, when it has gone meanwhile. */
+uint64_t conn_defer_reply(conn *c);
+conn *conn_deferred(worker *w, uint64_t token);
+/* The deferred answer is queued: the connection goes on (or closes when
+ * the request asked to). */
+void conn_reply_sent(conn *c);
+/* The worker a connection belongs to (for conn_deferred). */
+static inline worker *conn_worker(const conn *c)
+{
+    return c->w;
+}
 /* Ends an HTTP exchange: queue the response then half-close. */
 void conn_close_after_flush(conn *c);
 /* Tears the connection down now (socket closed, hub detached). */

@@ -114,7 +114,7 @@ static void handle_request(conn *c, const http_request *req, const char *body, s
     }
     c->http_close = !req->keep_alive || c->w->draining;
     handlers(c)->on_request(c, req, body, body_len);
-    if (c->http_close)
+    if (c->http_close && !c->reply_token)
         conn_close_after_flush(c);
 }
 
@@ -146,7 +146,7 @@ void conn_feed_http(conn *c, char *data, size_t len)
         p = c->http_in->data;
         avail = c->http_in->len;
     }
-    while (avail > 0 && c->state == CONN_HTTP) {
+    while (avail > 0 && c->state == CONN_HTTP && !c->reply_token) {
         if (c->out.bytes >= cfg->max_output_bytes) {
             /* Answers are not being read: stop reading requests (the kernel
              * holds the rest) until the output drains. */
@@ -197,6 +197,11 @@ void conn_feed_http(conn *c, char *data, size_t len)
         handle_request(c, &req, p + r, (size_t)req.content_length);
         p += total;
         avail -= total;
+        if (c->reply_token) { /* answered later: hold what follows until then */
+            c->input_paused = true;
+            conn_update_poll(c, c->out.count > 0);
+            break;
+        }
         c->http_phase = HTTP_IDLE;
         c->deadline_ms = now_ms(c) + cfg->http_idle_timeout_ms;
         if (c->state == CONN_WS) {
@@ -221,4 +226,34 @@ void conn_feed_http(conn *c, char *data, size_t len)
         buf_init(c->http_in);
         buf_append(c->http_in, p, avail);
     }
+}
+
+uint64_t conn_defer_reply(conn *c)
+{
+    worker *w = c->w;
+    c->reply_token = ++w->next_token;
+    c->http_phase = HTTP_WAIT;
+    strmap_put(&w->deferred, (const char *)&c->reply_token, sizeof(c->reply_token), c);
+    return c->reply_token;
+}
+
+conn *conn_deferred(worker *w, uint64_t token)
+{
+    return strmap_get(&w->deferred, (const char *)&token, sizeof(token));
+}
+
+void conn_reply_sent(conn *c)
+{
+    if (!c->reply_token)
+        return;
+    strmap_remove(&c->w->deferred, (const char *)&c->reply_token, sizeof(c->reply_token));
+    c->reply_token = 0;
+    c->http_phase = HTTP_IDLE;
+    c->deadline_ms = now_ms(c) + c->w->cfg->http_idle_timeout_ms;
+    if (c->http_close) {
+        conn_close_after_flush(c);
+        return;
+    }
+    if (c->out.bytes < c->w->cfg->max_output_bytes / 2)
+        conn_resume_input(c); /* and the requests that arrived meanwhile */
 }

@@ -24,6 +24,9 @@ static inline const conn_handlers *handlers(const conn *c)
 
 /* Registers EPOLLIN (unless input is paused) and EPOLLOUT when want_out. */
 void conn_update_poll(conn *c, bool want_out);
+/* Reads again after output drained (or a deferred answer was sent), and
+ * parses requests already held. */
+void conn_resume_input(conn *c);
 /* Frees incomplete input (never while a feed is using it). */
 void conn_drop_input(conn *c);
 /* Feeds bytes to the WebSocket reader, or the HTTP parser (data may be

@@ -138,8 +138,8 @@ static int evict_idle_http(worker *w)
     uint64_t now = uv_now(&w->loop);
     const hk_config *cfg = w->cfg;
     for (conn *c = w->conns; c; c = c->next) {
-        if (c->state != CONN_HTTP || c->http_phase == HTTP_BODY || c->out.count > 0 ||
-            c == w->reserve_conn)
+        if (c->state != CONN_HTTP || c->http_phase == HTTP_BODY || c->http_phase == HTTP_WAIT ||
+            c->out.count > 0 || c == w->reserve_conn)
             continue;
         uint32_t phase_ms =
             c->http_phase == HTTP_HEAD ? cfg->http_header_timeout_ms : cfg->http_idle_timeout_ms;
@@ -238,7 +238,7 @@ static void start_drain(worker *w)
         next = c->next;
         if (c->state == CONN_WS)
             conn_close_session(c, 4200, "Server is shutting down");
-        else if (c->state == CONN_HTTP && !c->http_in && c->out.count == 0)
+        else if (c->state == CONN_HTTP && !c->http_in && c->out.count == 0 && !c->reply_token)
             conn_destroy(c);
     }
     flush_dirty(w);
@@ -421,6 +421,7 @@ int server_run(const hk_config *cfg, const server_hooks *hooks)
         w->id = i + 1;
         w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         w->read_buf = xmalloc(WORKER_READ_BUF);
+        strmap_init(&w->deferred);
         w->pending_budget = cfg->max_pending_input_bytes / n;
         w->data = hooks->worker_init(hooks->ctx, w);
         uv_loop_init(&w->loop);
@@ -462,6 +463,8 @@ int server_run(const hk_config *cfg, const server_hooks *hooks)
             pthread_join(srv->workers[i].thread, NULL);
     }
 
+    if (hooks->workers_stopped)
+        hooks->workers_stopped(hooks->ctx);
     /* every loop has stopped: no thread touches another's inbox any more */
     for (uint32_t i = 0; i < started; i++) {
         worker *w = &srv->workers[i];
@@ -479,6 +482,7 @@ int server_run(const hk_config *cfg, const server_hooks *hooks)
             close(w->reserve_fd);
         hooks->worker_free(w->data);
         free(w->read_buf);
+        strmap_free(&w->deferred);
     }
     ip_limit_free(srv->per_ip);
     cidr_list_free(&srv->trusted);

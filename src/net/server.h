@@ -24,6 +24,9 @@ typedef struct server_hooks {
     void (*worker_wakeup)(void *data);
     /* Every sweep (250 ms). */
     void (*worker_sweep)(void *data, uint32_t worker_id, uint32_t sweeps);
+    /* On the main thread once every loop has stopped, before any teardown
+     * (may be NULL). */
+    void (*workers_stopped)(void *ctx);
     /* On the main thread after every loop has stopped. */
     void (*worker_free)(void *data);
 } server_hooks;

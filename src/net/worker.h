@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "util/strmap.h"
 
 typedef struct conn conn;
 typedef struct server server;
@@ -66,6 +67,8 @@ typedef struct worker {
                                   * written by this worker only, read by any (relaxed) */
     size_t pending_budget;       /* this worker's share of max_pending_input_bytes */
     uint8_t *read_buf;
+    strmap deferred;     /* reply token → connection awaiting a deferred answer */
+    uint64_t next_token; /* last reply token issued */
     bool draining;
     uint64_t drain_deadline_ms;
     worker_stats stats;

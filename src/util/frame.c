@@ -11,6 +11,8 @@ static frame *frame_alloc(size_t len, uint8_t kind)
     atomic_init(&f->refs, 1);
     f->len = (uint32_t)len;
     f->kind = kind;
+    f->seq = 0;
+    f->stream = 0;
     return f;
 }
 
@@ -32,6 +34,8 @@ frame *frame_copy(const frame *src)
 {
     frame *f = frame_alloc(src->len, src->kind);
     memcpy(f->data, src->data, src->len);
+    f->seq = src->seq;
+    f->stream = src->stream;
     return f;
 }
 
@@ -57,4 +61,14 @@ void frame_unref(frame *f)
 {
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
         free(f);
+}
+
+uint64_t frame_stream(const char *name, size_t len)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (uint8_t)name[i];
+        h *= 1099511628211ull;
+    }
+    return h;
 }

@@ -26,6 +26,11 @@ typedef struct frame {
     atomic_uint refs;
     uint32_t len;
     uint8_t kind;
+    /* An event kept in history: its place in its channel (0 = not kept)
+     * and the channel's stream hash (frame_stream), so a session replaying
+     * that channel can hold live copies back until the replay is sent. */
+    uint64_t seq;
+    uint64_t stream;
     uint8_t data[];
 } frame;
 
@@ -56,5 +61,8 @@ static inline frame *frame_ref(frame *f)
 }
 
 void frame_unref(frame *f);
+
+/* The stream hash of a channel name (FNV-1a, 64 bits). */
+uint64_t frame_stream(const char *name, size_t len);
 
 #endif

@@ -39,4 +39,13 @@ static inline char *xstrdup(const char *s)
     return p;
 }
 
+/* A NUL-terminated copy of len bytes (which may contain no NUL). */
+static inline char *xmemdup(const char *s, size_t len)
+{
+    char *p = xmalloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
 #endif
