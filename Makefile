@@ -10,12 +10,12 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv jansson libcrypto libcurl
+PKGS    := libuv jansson libcrypto libcurl sqlite3
 # CFLAGS is the part a caller may replace (make asan does); BASE_CFLAGS always applies.
 CFLAGS  ?= -O2 -g
 BASE_CFLAGS := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -ljansson -lcrypto -lcurl) -lpthread -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -luv -ljansson -lcrypto -lcurl -lsqlite3) -lpthread -lm
 
 SRCS     := $(sort $(shell find src -name '*.c' ! -path src/main.c))
 OBJS     := $(SRCS:%.c=$(BUILD)/obj/%.o)

@@ -6,7 +6,7 @@
 #                                  browser test, Node.js + npm)
 set -euo pipefail
 mode="${1:-run}"
-pkgs=(make gcc pkg-config libuv1-dev libjansson-dev libssl-dev libcurl4-openssl-dev)
+pkgs=(make gcc pkg-config libuv1-dev libjansson-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev)
 if [[ "$mode" == "test" ]]; then
     pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium) # chromium: pusher-js's browser build
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

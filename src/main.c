@@ -15,6 +15,7 @@
 
 #include "api/router.h"
 #include "config/config.h"
+#include "history/history.h"
 #include "hub/directory.h"
 #include "hub/hub.h"
 #include "net/server.h"
@@ -30,6 +31,7 @@ extern char **environ;
 typedef struct wiring {
     const hk_config *cfg;
     webhooks *webhooks;
+    history *history;
     directory *dir;
     hub **hubs; /* one per worker, in worker order */
     uint32_t num_hubs;
@@ -62,7 +64,9 @@ static void *worker_init(void *ctx, worker *w)
     hub_observe(h, webhook_observer, wr->webhooks);
     wr->hubs = xrealloc(wr->hubs, (wr->num_hubs + 1) * sizeof(*wr->hubs));
     wr->hubs[wr->num_hubs++] = h;
-    return h;
+    worker_services *ws = xmalloc(sizeof(*ws));
+    *ws = (worker_services){.hub = h, .history = wr->history};
+    return ws;
 }
 
 static void wake_worker(void *w)
@@ -79,18 +83,29 @@ static void workers_ready(void *ctx, worker *workers, uint32_t n)
 
 static void worker_wakeup(void *data)
 {
-    hub_drain_inbox(data);
+    hub_drain_inbox(((worker_services *)data)->hub);
 }
 
 static void worker_sweep(void *data, uint32_t worker_id, uint32_t sweeps)
 {
     if (worker_id == 1 && sweeps % CHANNEL_SWEEP_EVERY == 0)
-        hub_sweep(data);
+        hub_sweep(((worker_services *)data)->hub);
+}
+
+/* Before the hubs go: the history thread finishes what is queued (its
+ * answers land in the hubs' inboxes) and stops. */
+static void workers_stopped(void *ctx)
+{
+    wiring *wr = ctx;
+    history_stop(wr->history);
+    wr->history = NULL;
 }
 
 static void worker_free(void *data)
 {
-    hub_free(data);
+    worker_services *ws = data;
+    hub_free(ws->hub);
+    free(ws);
 }
 
 static const conn_handlers handlers = {
@@ -127,7 +142,14 @@ int main(int argc, char **argv)
              "enabledTransports: ['ws'], cluster: '' })",
              first->key, cfg.host, cfg.port);
 
-    wiring wr = {.cfg = &cfg, .webhooks = wh, .dir = directory_new(&cfg)};
+    history *hs = history_start(&cfg, err, sizeof(err));
+    if (!hs) {
+        fprintf(stderr, "hark: history: %s\n", err);
+        webhooks_stop(wh);
+        config_free(&cfg);
+        return 2;
+    }
+    wiring wr = {.cfg = &cfg, .webhooks = wh, .history = hs, .dir = directory_new(&cfg)};
     conn_handlers conn_table = handlers;
     conn_table.ext_size = ws_transport_ext_size;
     server_hooks hooks = {.conn = &conn_table,
@@ -136,8 +158,10 @@ int main(int argc, char **argv)
                           .workers_ready = workers_ready,
                           .worker_wakeup = worker_wakeup,
                           .worker_sweep = worker_sweep,
+                          .workers_stopped = workers_stopped,
                           .worker_free = worker_free};
     int exit_code = server_run(&cfg, &hooks);
+    history_stop(wr.history); /* when the server could not start */
     directory_free(wr.dir);
     free(wr.hubs);
     webhooks_stop(wh);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "history/history.h"
 #include "hub/hub.h"
 #include "net/conn.h"
 #include "net/http_parser.h"
@@ -16,6 +17,7 @@ typedef struct api_request {
     const http_request *http;
     const hk_app *app;
     hub_app *hub;
+    history *history;
     const char *body;
     size_t body_len;
 } api_request;
@@ -26,11 +28,15 @@ void api_channels(api_request *r);
 void api_channel(api_request *r, const char *name, size_t len);
 void api_channel_users(api_request *r, const char *name, size_t len);
 void api_terminate_user(api_request *r, const char *user_id, size_t len);
+void api_channel_events(api_request *r, const char *name, size_t len);
 
 /* Helpers. */
 void api_reply_json(api_request *r, const buf *body);
 void api_error(api_request *r, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A channel name from the path: percent-decoded into *out (malloc'ed) and
+ * checked; returns its length, or -1 after answering 400. */
+long api_decode_channel(api_request *r, const char *raw, size_t len, char **out);
 /* Parses the body as a JSON object; answers 400 and returns NULL otherwise. */
 json_t *api_parse_body(api_request *r);
 

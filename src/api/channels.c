@@ -29,7 +29,7 @@ static bool query_info(api_request *r, api_info *info)
 /* Decodes a channel name taken from the path into *out (malloc'ed, the
  * caller frees it; NULL after an answered error). Decoding never grows a
  * string, so raw_len + 1 bytes hold any name whatever its escaping. */
-static long decode_name(api_request *r, const char *raw, size_t len, char **out)
+long api_decode_channel(api_request *r, const char *raw, size_t len, char **out)
 {
     *out = NULL;
     if (len > 3 * r->app->max_channel_name_length) {
@@ -91,7 +91,7 @@ void api_channels(api_request *r)
 void api_channel(api_request *r, const char *raw, size_t raw_len)
 {
     char *name;
-    long n = decode_name(r, raw, raw_len, &name);
+    long n = api_decode_channel(r, raw, raw_len, &name);
     if (n < 0)
         return;
     api_info info;
@@ -132,7 +132,7 @@ void api_channel(api_request *r, const char *raw, size_t raw_len)
 void api_channel_users(api_request *r, const char *raw, size_t raw_len)
 {
     char *name;
-    long n = decode_name(r, raw, raw_len, &name);
+    long n = api_decode_channel(r, raw, raw_len, &name);
     if (n < 0)
         return;
     if (channel_classify(name, (size_t)n).type != CHANNEL_PRESENCE) {

@@ -1,9 +1,16 @@
-/* POST /apps/{id}/events and /batch_events (spec §8.3, §8.4). */
+/* POST /apps/{id}/events and /batch_events (spec §8.3, §8.4).
+ *
+ * Events on channels the app's history rules keep go to the history
+ * thread, which delivers them once stored; the answer waits for that
+ * (conn_defer_reply) and lists their ids. The others are published at
+ * once, as Pusher does. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api_internal.h"
+#include "net/http_response.h"
+#include "net/worker.h"
 #include "protocol/channel_name.h"
 #include "protocol/pusher_msg.h"
 #include "util/json_write.h"
@@ -18,10 +25,13 @@ typedef struct publish_item {
     char *data; /* owned when data_owned */
     size_t data_len;
     bool data_owned;
-    const char *channels[MAX_CHANNELS_HARD];
-    size_t channel_lens[MAX_CHANNELS_HARD];
+    const char **channels; /* fixed, or user_channels */
+    size_t *channel_lens;
     size_t num_channels;
-    char except[32]; /* socket id, "" for none */
+    const char *fixed[MAX_CHANNELS_HARD];
+    size_t fixed_lens[MAX_CHANNELS_HARD];
+    char **user_channels; /* "users": each user's #server-to-user- channel, owned */
+    char except[32];      /* socket id, "" for none */
     api_info info;
     bool has_info;
 } publish_item;
@@ -30,6 +40,49 @@ static void item_free(publish_item *it)
 {
     if (it->data_owned)
         free(it->data);
+    if (it->user_channels) {
+        for (size_t i = 0; i < it->num_channels; i++)
+            free(it->user_channels[i]);
+        free(it->user_channels);
+        free(it->channel_lens);
+    }
+}
+
+/* "users": [ids] → their #server-to-user- channels. */
+static bool parse_users(api_request *r, json_t *users, publish_item *it)
+{
+    const hk_app *app = r->app;
+    if (!json_is_array(users) || json_array_size(users) == 0) {
+        api_error(r, 400, "users: must be a non-empty array of user ids");
+        return false;
+    }
+    size_t n = json_array_size(users);
+    if (n > app->max_users_per_event) {
+        api_error(r, 400, "users: at most %u users per event", app->max_users_per_event);
+        return false;
+    }
+    it->user_channels = xcalloc(n, sizeof(char *));
+    it->channel_lens = xcalloc(n, sizeof(size_t));
+    it->channels = (const char **)it->user_channels;
+    size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
+    size_t i;
+    json_t *v;
+    json_array_foreach(users, i, v)
+    {
+        if (!json_is_string(v) || !user_id_valid(json_string_value(v), json_string_length(v))) {
+            api_error(r, 400,
+                      "users[%zu]: must be a user id (1-%d characters of [A-Za-z0-9_-=@,.;])", i,
+                      USER_ID_MAX_LENGTH);
+            return false;
+        }
+        size_t len = prefix + json_string_length(v);
+        char *name = xmalloc(len + 1);
+        memcpy(name, CHANNEL_USER_PREFIX, prefix);
+        memcpy(name + prefix, json_string_value(v), json_string_length(v) + 1);
+        it->user_channels[it->num_channels] = name;
+        it->channel_lens[it->num_channels++] = len;
+    }
+    return true;
 }
 
 /* Validates one event object; on failure answers and returns false. */
@@ -38,6 +91,8 @@ static bool parse_item(api_request *r, json_t *obj, publish_item *it, bool singl
 {
     const hk_app *app = r->app;
     memset(it, 0, sizeof(*it));
+    it->channels = it->fixed;
+    it->channel_lens = it->fixed_lens;
     json_t *name = json_object_get(obj, "name");
     if (!json_is_string(name)) {
         api_error(r, 400, "%sname: required string", where);
@@ -76,7 +131,15 @@ static bool parse_item(api_request *r, json_t *obj, publish_item *it, bool singl
 
     json_t *channels = single_channel ? NULL : json_object_get(obj, "channels");
     json_t *channel = json_object_get(obj, "channel");
-    if (channels) {
+    json_t *users = single_channel ? NULL : json_object_get(obj, "users");
+    if (users && (channels || channel)) {
+        api_error(r, 400, "users: send either users or channels, not both");
+        return false;
+    }
+    if (users) {
+        if (!parse_users(r, users, it))
+            return false;
+    } else if (channels) {
         if (!json_is_array(channels) || json_array_size(channels) == 0) {
             api_error(r, 400, "%schannels: must be a non-empty array", where);
             return false;
@@ -114,7 +177,7 @@ static bool parse_item(api_request *r, json_t *obj, publish_item *it, bool singl
         api_error(r, 400, "%s%s: required", where, single_channel ? "channel" : "channels");
         return false;
     }
-    for (size_t i = 0; i < it->num_channels; i++) {
+    for (size_t i = 0; i < it->num_channels && !users; i++) {
         const char *reason = NULL;
         if (!channel_name_valid(it->channels[i], it->channel_lens[i], app->max_channel_name_length,
                                 &reason)) {
@@ -141,11 +204,55 @@ static bool parse_item(api_request *r, json_t *obj, publish_item *it, bool singl
     return true;
 }
 
-static void publish(api_request *r, const publish_item *it)
+/* The events of a request that history keeps, and where each goes in the
+ * answer. */
+typedef struct kept_list {
+    history_event *events;
+    char **data; /* each event's data as a JSON string, owned */
+    size_t n, cap;
+} kept_list;
+
+static void kept_free(kept_list *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        free(k->data[i]);
+    free(k->data);
+    free(k->events);
+}
+
+/* Publishes it's channels that history does not keep now; adds the others
+ * to kept. slot (may be NULL) gets, per channel, the index in kept or -1. */
+static void publish(api_request *r, const publish_item *it, kept_list *kept, long *slot)
 {
     for (size_t i = 0; i < it->num_channels; i++) {
         const char *channel = it->channels[i];
         size_t cl = it->channel_lens[i];
+        if (r->history && history_rule(r->app, channel, cl)) {
+            if (kept->n == kept->cap) {
+                kept->cap = kept->cap ? kept->cap * 2 : 8;
+                kept->events = xrealloc(kept->events, kept->cap * sizeof(*kept->events));
+                kept->data = xrealloc(kept->data, kept->cap * sizeof(*kept->data));
+            }
+            buf d;
+            buf_init(&d);
+            json_write_string(&d, it->data, it->data_len);
+            kept->data[kept->n] = buf_steal(&d);
+            kept->events[kept->n] = (history_event){
+                .channel = channel,
+                .channel_len = cl,
+                .event = it->name,
+                .event_len = it->name_len,
+                .data_json = kept->data[kept->n],
+                .data_len = strlen(kept->data[kept->n]),
+                .except_socket_id = it->except[0] ? it->except : NULL,
+            };
+            if (slot)
+                slot[i] = (long)kept->n;
+            kept->n++;
+            continue;
+        }
+        if (slot)
+            slot[i] = -1;
         buf b; /* encoded straight into the frame every subscriber shares */
         frame_buf_init(&b);
         buf_reserve(&b, it->data_len + cl + it->name_len + 64);
@@ -154,6 +261,101 @@ static void publish(api_request *r, const publish_item *it)
         hub_publish(r->hub, channel, cl, f, it->except[0] ? it->except : NULL);
         frame_unref(f);
     }
+}
+
+/* An answer waiting for the history thread. */
+typedef struct waiting_reply {
+    worker *w;
+    uint64_t token;
+    buf head;     /* the answer up to "ids": `{` or `{"channels":{…},` */
+    bool batch;   /* "ids" is a list (one per batch item) rather than an object */
+    char **names; /* events: the kept channels' names, as JSON strings */
+    long *slot;   /* batch: per item, its index in the kept events or -1 */
+    size_t n;     /* names or slots */
+} waiting_reply;
+
+static void waiting_free(waiting_reply *wr)
+{
+    buf_free(&wr->head);
+    if (wr->names)
+        for (size_t i = 0; i < wr->n; i++)
+            free(wr->names[i]);
+    free(wr->names);
+    free(wr->slot);
+    free(wr);
+}
+
+static void on_published(hub *h, void *ctx, const history_published *res)
+{
+    waiting_reply *wr = ctx;
+    conn *c = h ? conn_deferred(wr->w, wr->token) : NULL;
+    if (!c) {
+        waiting_free(wr);
+        return;
+    }
+    if (!res->stored) {
+        http_respond_error(c, 503, res->error);
+    } else {
+        buf out = wr->head;
+        buf_init(&wr->head);
+        if (wr->batch) {
+            buf_append_str(&out, "\"ids\":[");
+            for (size_t i = 0; i < wr->n; i++) {
+                if (i)
+                    buf_append_char(&out, ',');
+                if (wr->slot[i] < 0)
+                    buf_append_str(&out, "null");
+                else
+                    json_write_string(&out, res->ids[wr->slot[i]], strlen(res->ids[wr->slot[i]]));
+            }
+            buf_append_str(&out, "]}");
+        } else {
+            buf_append_str(&out, "\"ids\":{");
+            for (size_t i = 0; i < wr->n; i++) {
+                if (i)
+                    buf_append_char(&out, ',');
+                buf_append_str(&out, wr->names[i]);
+                buf_append_char(&out, ':');
+                json_write_string(&out, res->ids[i], strlen(res->ids[i]));
+            }
+            buf_append_str(&out, "}}");
+        }
+        http_respond(c, 200, "application/json", out.data, out.len, NULL);
+        buf_free(&out);
+    }
+    conn_reply_sent(c);
+    waiting_free(wr);
+}
+
+/* Answers now when nothing is kept (head + empty ids), else hands the kept
+ * events to history and answers when they are stored. Takes wr. */
+static void answer(api_request *r, waiting_reply *wr, kept_list *kept)
+{
+    if (kept->n == 0) {
+        buf_append_str(&wr->head, wr->batch ? "\"ids\":[" : "\"ids\":{}}");
+        if (wr->batch) {
+            for (size_t i = 0; i < wr->n; i++)
+                buf_append_str(&wr->head, i ? ",null" : "null");
+            buf_append_str(&wr->head, "]}");
+        }
+        api_reply_json(r, &wr->head);
+        waiting_free(wr);
+        return;
+    }
+    if (!wr->batch) {
+        wr->names = xcalloc(kept->n, sizeof(char *));
+        wr->n = kept->n;
+        for (size_t i = 0; i < kept->n; i++) {
+            buf b;
+            buf_init(&b);
+            json_write_string(&b, kept->events[i].channel, kept->events[i].channel_len);
+            wr->names[i] = buf_steal(&b);
+        }
+    }
+    wr->w = conn_worker(r->c);
+    wr->token = conn_defer_reply(r->c);
+    history_publish(r->history, r->hub->hub, r->hub->index, kept->events, kept->n, on_published,
+                    wr);
 }
 
 /* {"name":{counts},...} for the item's channels. */
@@ -178,18 +380,18 @@ void api_events(api_request *r)
         return;
     publish_item *it = xmalloc(sizeof(*it));
     if (parse_item(r, root, it, false, "")) {
-        publish(r, it);
-        buf out;
-        buf_init(&out);
+        kept_list kept = {0};
+        publish(r, it, &kept, NULL);
+        waiting_reply *wr = xcalloc(1, sizeof(*wr));
+        buf_init(&wr->head);
+        buf_append_char(&wr->head, '{');
         if (it->has_info) {
-            buf_append_str(&out, "{\"channels\":{");
-            write_channel_info(&out, r, it);
-            buf_append_str(&out, "}}");
-        } else {
-            buf_append_str(&out, "{}");
+            buf_append_str(&wr->head, "\"channels\":{");
+            write_channel_info(&wr->head, r, it);
+            buf_append_str(&wr->head, "},");
         }
-        api_reply_json(r, &out);
-        buf_free(&out);
+        answer(r, wr, &kept);
+        kept_free(&kept);
     }
     item_free(it);
     free(it);
@@ -231,27 +433,30 @@ void api_batch_events(api_request *r)
         any_info = any_info || items[i].has_info;
     }
     if (ok) {
+        kept_list kept = {0};
+        waiting_reply *wr = xcalloc(1, sizeof(*wr));
+        wr->batch = true;
+        wr->n = n;
+        wr->slot = xcalloc(n ? n : 1, sizeof(long));
         for (size_t i = 0; i < n; i++)
-            publish(r, &items[i]);
-        buf out;
-        buf_init(&out);
+            publish(r, &items[i], &kept, &wr->slot[i]);
+        buf_init(&wr->head);
+        buf_append_char(&wr->head, '{');
         if (any_info) {
-            buf_append_str(&out, "{\"batch\":[");
+            buf_append_str(&wr->head, "\"batch\":[");
             for (size_t i = 0; i < n; i++) {
                 if (i)
-                    buf_append_char(&out, ',');
-                buf_append_char(&out, '{');
+                    buf_append_char(&wr->head, ',');
+                buf_append_char(&wr->head, '{');
                 if (items[i].has_info)
-                    api_write_counts(&out, r, items[i].channels[0], items[i].channel_lens[0],
+                    api_write_counts(&wr->head, r, items[i].channels[0], items[i].channel_lens[0],
                                      items[i].info);
-                buf_append_char(&out, '}');
+                buf_append_char(&wr->head, '}');
             }
-            buf_append_str(&out, "]}");
-        } else {
-            buf_append_str(&out, "{}");
+            buf_append_str(&wr->head, "],");
         }
-        api_reply_json(r, &out);
-        buf_free(&out);
+        answer(r, wr, &kept);
+        kept_free(&kept);
     }
     for (size_t i = 0; i < n; i++)
         item_free(&items[i]);

@@ -194,7 +194,9 @@ void api_handle(conn *c, const http_request *req, const char *body, size_t body_
         return;
     }
     const char *end = path + path_len;
-    r.hub = hub_app_of(((hub *)conn_worker_data(c)), r.app);
+    const worker_services *services = conn_worker_data(c);
+    r.hub = hub_app_of(services->hub, r.app);
+    r.history = services->history;
 
     const char *s1 = NULL, *s2 = NULL, *s3 = NULL;
     size_t l1 = 0, l2 = 0, l3 = 0;
@@ -232,6 +234,12 @@ void api_handle(conn *c, const http_request *req, const char *body, size_t body_
         want = "GET";
         if (method_is(req, want)) {
             api_channel_users(&r, s2, l2);
+            return;
+        }
+    } else if (h3 && !more && seg_is(s1, l1, "channels") && seg_is(s3, l3, "events") && l2 > 0) {
+        want = "GET";
+        if (method_is(req, want)) {
+            api_channel_events(&r, s2, l2);
             return;
         }
     } else if (h3 && !more && seg_is(s1, l1, "users") && seg_is(s3, l3, "terminate_connections") &&

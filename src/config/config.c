@@ -103,6 +103,8 @@ const cfg_opt config_app_opts[] = {
     APP("cache_ttl", OPT_INT, ST_U32, cache_ttl, 1, I32MAX),
     APP("user_authentication_required", OPT_BOOL, ST_INT, user_authentication_required, 0, 0),
     APP("user_authentication_timeout", OPT_INT, ST_U32, user_authentication_timeout, 1, 86400),
+    APP("max_replay", OPT_INT, ST_U32, max_replay, 0, 1000000),
+    APP("max_users_per_event", OPT_INT, ST_U32, max_users_per_event, 1, 1000000),
 };
 const size_t config_app_nopts = sizeof config_app_opts / sizeof config_app_opts[0];
 
@@ -349,6 +351,8 @@ void config_app_defaults(hk_app *app)
         .cache_ttl = 1800,
         .user_authentication_required = false,
         .user_authentication_timeout = 30,
+        .max_replay = 1000,
+        .max_users_per_event = 1000,
     };
 }
 
@@ -366,6 +370,7 @@ hk_app *config_add_app(hk_config *cfg)
 void config_app_free(hk_app *app)
 {
     config_webhooks_free(app);
+    config_history_free(app);
     free(app->id);
     free(app->key);
     free(app->secret);

@@ -46,6 +46,22 @@ typedef struct hk_webhook {
     size_t num_headers;
 } hk_webhook;
 
+/* apps[].history: which channels are kept, and for how long. */
+enum hk_history_mode {
+    HK_HISTORY_DEFAULT = 0, /* no key: every channel but the cache- variants */
+    HK_HISTORY_OFF,         /* false */
+    HK_HISTORY_RULES,       /* a list of rules, first match wins */
+};
+#define HK_HISTORY_DEFAULT_EVENTS 1000
+#define HK_HISTORY_DEFAULT_AGE_S 86400
+
+typedef struct hk_history_rule {
+    char *channels;      /* pattern: '*' matches any run of characters */
+    uint32_t max_events; /* kept per channel */
+    uint32_t max_age_s;
+    bool client_events; /* client-* events are kept too */
+} hk_history_rule;
+
 typedef struct hk_app {
     char *id;
     char *key;
@@ -69,6 +85,11 @@ typedef struct hk_app {
     uint32_t user_authentication_timeout; /* seconds */
     hk_webhook *webhooks;                 /* apps[].webhooks, owned */
     size_t num_webhooks;
+    uint8_t history_mode;           /* enum hk_history_mode */
+    hk_history_rule *history_rules; /* HK_HISTORY_RULES, owned */
+    size_t num_history_rules;
+    uint32_t max_replay;          /* most events a resume replays (1000) */
+    uint32_t max_users_per_event; /* "users" of one trigger (1000) */
 } hk_app;
 
 typedef struct hk_config {

@@ -19,8 +19,8 @@ static int apply_object(void *base, const cfg_opt *opts, size_t nopts, json_t *o
     {
         if (!*where && strcmp(name, "apps") == 0)
             continue; /* read by the caller once the server keys are known good */
-        if (*where && strcmp(name, "webhooks") == 0)
-            continue; /* a list of objects, read by load_apps */
+        if (*where && (strcmp(name, "webhooks") == 0 || strcmp(name, "history") == 0))
+            continue; /* lists of objects, read by load_apps */
         const cfg_opt *o = config_opt_find(opts, nopts, name, strlen(name));
         if (!o)
             return config_errf(err, cap, "%s: %s%s: unknown key", file, where, name);
@@ -52,6 +52,9 @@ static int load_apps(hk_config *cfg, json_t *apps, const char *file, char *err, 
             return rc;
         json_t *hooks = json_object_get(item, "webhooks");
         if (hooks && (rc = config_webhooks_load(app, hooks, file, where, err, cap)) != CONFIG_OK)
+            return rc;
+        json_t *history = json_object_get(item, "history");
+        if (history && (rc = config_history_load(app, history, file, where, err, cap)) != CONFIG_OK)
             return rc;
         /* Credentials have no default: report the first one missing. */
         const char *missing = !app->id ? "id" : !app->key ? "key" : !app->secret ? "secret" : NULL;

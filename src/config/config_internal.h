@@ -77,6 +77,11 @@ int config_webhooks_load(hk_app *app, const json_t *list, const char *file, cons
                          char *err, size_t cap);
 void config_webhooks_free(hk_app *app);
 
+/* config_history.c: apps[i].history (where is "apps[i]."); frees the rules. */
+int config_history_load(hk_app *app, const json_t *v, const char *file, const char *where,
+                        char *err, size_t cap);
+void config_history_free(hk_app *app);
+
 /* config_file.c: reads path into cfg (server keys and apps). */
 int config_file_load(hk_config *cfg, const char *path, char *err, size_t cap);
 

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "history/history.h"
 #include "hub/hub.h"
 #include "net/http_response.h"
 #include "net/server.h"
@@ -70,7 +71,7 @@ static void metrics(conn *c)
         pending += worker_pending_input(&srv->workers[i]);
     buf_printf(&b, "# TYPE hark_incomplete_input_bytes gauge\nhark_incomplete_input_bytes %zu\n",
                pending);
-    hub *h = w->data;
+    hub *h = ((const worker_services *)w->data)->hub;
     for (size_t i = 0; i < h->num_apps; i++) {
         hub_app *a = &h->apps[i];
         buf_printf(&b, "hark_app_connections{app=\"%s\"} %ld\n", a->cfg->id,

@@ -167,6 +167,20 @@ void pusher_encode_raw_data(buf *out, const char *event, size_t event_len, const
     buf_append_char(out, '}');
 }
 
+void pusher_encode_stored(buf *out, const char *event, size_t event_len, const char *channel,
+                          size_t channel_len, const char *data_json, size_t data_len,
+                          const char *user_id, size_t user_id_len, const char *id, size_t id_len)
+{
+    begin(out, event, event_len);
+    buf_append_str(out, ",\"data\":");
+    buf_append(out, data_json, data_len);
+    add_key_str(out, "\"channel\":", channel, channel_len);
+    if (user_id)
+        add_key_str(out, "\"user_id\":", user_id, user_id_len);
+    add_key_str(out, "\"id\":", id, id_len);
+    buf_append_char(out, '}');
+}
+
 void pusher_encode_error(buf *out, int code, const char *message)
 {
     begin(out, PUSHER_LIT("pusher:error"));

@@ -53,6 +53,13 @@ void pusher_encode_raw_data(buf *out, const char *event, size_t event_len, const
                             size_t channel_len, const char *data_json, size_t data_len,
                             const char *user_id, size_t user_id_len);
 
+/* An event kept in history, as delivered live and replayed:
+ * {"event":E,"data":<raw JSON>,"channel":C[,"user_id":U],"id":I}; user_id
+ * may be NULL. */
+void pusher_encode_stored(buf *out, const char *event, size_t event_len, const char *channel,
+                          size_t channel_len, const char *data_json, size_t data_len,
+                          const char *user_id, size_t user_id_len, const char *id, size_t id_len);
+
 /* {"event":"pusher:error","data":{"code":C,"message":M}}; code 0 → null.
  * M may quote client input: ill-formed UTF-8 in it becomes U+FFFD. */
 void pusher_encode_error(buf *out, int code, const char *message);

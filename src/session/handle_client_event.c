@@ -73,7 +73,24 @@ void handle_client_event(session *s, const pusher_msg *m, uint64_t now_ms)
                            data, data_len, slot->member ? slot->member->id : NULL,
                            slot->member ? slot->member->id_len : 0);
     frame *f = frame_buf_take(&b);
-    hub_client_event(&s->sub, slot, f, event, m->event_len, data, data_len);
+    const hk_history_rule *rule =
+        s->history ? history_rule(app, slot->channel->name, slot->channel->name_len) : NULL;
+    if (rule && rule->client_events) {
+        /* kept: the history thread delivers it, with its id, once stored */
+        history_event ev = {.channel = slot->channel->name,
+                            .channel_len = slot->channel->name_len,
+                            .event = event,
+                            .event_len = m->event_len,
+                            .data_json = data ? data : "null",
+                            .data_len = data ? data_len : 4,
+                            .user_id = slot->member ? slot->member->id : NULL,
+                            .user_id_len = slot->member ? slot->member->id_len : 0,
+                            .except_socket_id = s->sub.socket_id};
+        history_publish(s->history, s->hub, s->sub.app->index, &ev, 1, NULL, NULL);
+        hub_client_event(&s->sub, slot, NULL, event, m->event_len, data, data_len);
+    } else {
+        hub_client_event(&s->sub, slot, f, event, m->event_len, data, data_len);
+    }
     frame_unref(f);
     free(data);
 }

@@ -56,8 +56,24 @@ static const char *parse_member(const char *channel_data, size_t len, member *m)
     return NULL;
 }
 
+/* The subscription's "since" (hark extension): whether there is one. */
+static bool since_of(const pusher_msg *m, const char **since, size_t *len, bool *is_string)
+{
+    json_t *v = json_is_object(m->data) ? json_object_get(m->data, "since") : NULL;
+    if (!v || json_is_null(v))
+        return false;
+    *is_string = json_is_string(v);
+    *since = *is_string ? json_string_value(v) : NULL;
+    *len = *is_string ? json_string_length(v) : 0;
+    return true;
+}
+
 void handle_subscribe(session *s, const pusher_msg *m)
 {
+    const char *since = NULL;
+    size_t since_len = 0;
+    bool since_string = false;
+    bool resume = since_of(m, &since, &since_len, &since_string);
     const hk_app *app = s->sub.app->cfg;
     size_t name_len = 0;
     const char *name = pusher_msg_data_string(m, "channel", &name_len);
@@ -96,6 +112,8 @@ void handle_subscribe(session *s, const pusher_msg *m)
             return;
         }
         hub_subscribe(&s->sub, name, name_len, kind, NULL);
+        if (resume)
+            session_resume(s, name, name_len, since, since_len, since_string);
         return;
     }
 
@@ -172,12 +190,16 @@ void handle_subscribe(session *s, const pusher_msg *m)
     if (kind.type == CHANNEL_PRIVATE || kind.type == CHANNEL_PRESENCE ||
         kind.type == CHANNEL_ENCRYPTED)
         s->auth_deadline_ms = 0; /* authorized connection */
+    if (resume)
+        session_resume(s, name, name_len, since, since_len, since_string);
 }
 
 void handle_unsubscribe(session *s, const pusher_msg *m)
 {
     size_t len = 0;
     const char *name = pusher_msg_data_string(m, "channel", &len);
-    if (name)
+    if (name) {
+        session_replay_cancel(s, name, len);
         hub_unsubscribe(&s->sub, name, len);
+    }
 }

@@ -12,8 +12,9 @@
 static void sub_send(subscriber *sub, frame *f)
 {
     session *s = (session *)sub;
-    if (!s->closed)
-        s->transport->send(s, f);
+    if (s->closed || (s->replays && f->seq && session_replay_holds(s, f)))
+        return;
+    s->transport->send(s, f);
 }
 
 static void sub_close(subscriber *sub, int code, const char *message)
@@ -23,15 +24,17 @@ static void sub_close(subscriber *sub, int code, const char *message)
 
 static const subscriber_ops session_subscriber_ops = {sub_send, sub_close};
 
-void session_init(session *s, hub *h, const session_transport *t)
+void session_init(session *s, const worker_services *w, const session_transport *t)
 {
     memset(s, 0, sizeof(*s));
-    s->hub = h;
+    s->hub = w->hub;
+    s->history = w->history;
     s->transport = t;
 }
 
 void session_end(session *s)
 {
+    session_replay_free_all(s);
     if (s->attached) {
         hub_detach(&s->sub);
         s->attached = false;
@@ -193,6 +196,8 @@ void session_receive(session *s, char *data, size_t len, uint64_t now_ms)
 
 void session_tick(session *s, uint64_t now_ms)
 {
+    if (s->replays)
+        session_replay_pump_all(s);
     if (s->auth_deadline_ms && now_ms >= s->auth_deadline_ms) {
         s->auth_deadline_ms = 0;
         session_close(s, PUSHER_UNAUTHORIZED, "Connection not authorized within timeout.");

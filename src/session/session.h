@@ -20,10 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "history/history.h"
 #include "hub/hub.h"
 #include "util/frame.h"
 
 typedef struct session session;
+typedef struct session_replay session_replay;
 
 /* What a session needs of the transport carrying it. */
 typedef struct session_transport {
@@ -44,16 +46,19 @@ struct session {
     subscriber sub; /* first: the hub's subscriber * is a session * */
     const session_transport *transport;
     hub *hub;
-    bool attached; /* sub is attached to a hub app */
-    bool closed;   /* session_close was called: nothing more is sent */
+    history *history;
+    session_replay *replays; /* resumes in progress (pusher:subscribe with since) */
+    bool attached;           /* sub is attached to a hub app */
+    bool closed;             /* session_close was called: nothing more is sent */
     uint32_t rate_count;
     uint64_t rate_window_ms;   /* start of the current client-event second */
     uint64_t auth_deadline_ms; /* user_authentication_required: 0 = satisfied */
     char *user_info;           /* signed-in user's user_info JSON, for presence */
 };
 
-/* A fresh session of hub h carried by t (nothing is sent yet). */
-void session_init(session *s, hub *h, const session_transport *t);
+/* A fresh session of a worker's hub and history, carried by t (nothing is
+ * sent yet). */
+void session_init(session *s, const worker_services *w, const session_transport *t);
 
 /* The checks before a session starts: the app key (key_len bytes, from the
  * transport's path), the app being enabled, the protocol query parameter.

@@ -10,6 +10,20 @@ void handle_unsubscribe(session *s, const pusher_msg *m);
 void handle_client_event(session *s, const pusher_msg *m, uint64_t now_ms);
 void handle_signin(session *s, const pusher_msg *m);
 
+/* --- resume (session_replay.c) --- */
+
+/* After subscription_succeeded: starts replaying name's events after since
+ * (or answers hark:resumed recovered:false at once). */
+void session_resume(session *s, const char *name, size_t len, const char *since, size_t since_len,
+                    bool since_is_string);
+/* A live frame: held back when its channel is being replayed. */
+bool session_replay_holds(session *s, frame *f);
+/* The subscription to name ended: its replay, if any, is dropped. */
+void session_replay_cancel(session *s, const char *name, size_t len);
+/* Sends more of the replays whose output was over budget. */
+void session_replay_pump_all(session *s);
+void session_replay_free_all(session *s);
+
 void session_subscription_error(session *s, const char *channel, size_t channel_len,
                                 const char *type, const char *error, int status);
 

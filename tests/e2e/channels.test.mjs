@@ -36,15 +36,16 @@ describe('channels', () => {
         assert.deepEqual(data, payload);
     });
 
-    test('public: the relayed frame is exactly {event, data (the published string), channel}', async () => {
+    test('public: the relayed frame is exactly {event, data (the published string), channel, id}', async () => {
         const ch = uniq('pub-');
         const r = await rawReady(s, server);
         const sub = await r.subscribe(ch, { auth: '' });
         assert.deepEqual(sub.msg, { event: 'pusher_internal:subscription_succeeded', data: '{}', channel: ch });
         const dataString = '{"text":"hi","quote":"\\"q\\"","slash":"a/b"}';
-        await sdk.trigger(ch, 'new-message', dataString);
+        const res = await sdk.trigger(ch, 'new-message', dataString);
+        const { ids } = await res.json(); // kept by the default history rules
         const e = await r.take({ event: 'new-message', channel: ch });
-        assert.deepEqual(e.msg, { event: 'new-message', data: dataString, channel: ch });
+        assert.deepEqual(e.msg, { event: 'new-message', data: dataString, channel: ch, id: ids[ch] });
     });
 
     test('private: pusher-js with a valid signature subscribes and receives events', async () => {
@@ -122,7 +123,8 @@ describe('channels', () => {
         assert.equal(res.status, 200);
         const e = await r.take({ event: 'sealed', channel: ch });
         assert.equal(e.msg.data, dataString);
-        assert.deepEqual(e.msg, { event: 'sealed', data: dataString, channel: ch });
+        const { ids } = await res.json();
+        assert.deepEqual(e.msg, { event: 'sealed', data: dataString, channel: ch, id: ids[ch] });
     });
 
     test('private-encrypted: pusher-js decrypts an event the SDK encrypted (end to end through hark)', async () => {
@@ -224,10 +226,11 @@ describe('channels', () => {
         const other = await rawReady(s, server);
         await other.subscribe(chs[2], { auth: '' });
         const pub = s.pinned(server);
-        await pub.trigger(chs, 'fanout', { x: 'y' });
+        const res = await pub.trigger(chs, 'fanout', { x: 'y' });
+        const { ids } = await res.json();
         for (const ch of chs) {
             const e = await r.take({ event: 'fanout', channel: ch });
-            assert.deepEqual(e.msg, { event: 'fanout', data: '{"x":"y"}', channel: ch });
+            assert.deepEqual(e.msg, { event: 'fanout', data: '{"x":"y"}', channel: ch, id: ids[ch] });
         }
         await other.take({ event: 'fanout', channel: chs[2] });
         // control from the same HTTP connection (worker), to both receivers

@@ -45,14 +45,14 @@ describe('rest', () => {
 
     const ok200 = (res) => assert.equal(res.status, 200, `status ${res.status}: ${res.text}`);
 
-    test('POST /events: 200 with body {} and the event is delivered', async () => {
+    test('POST /events: 200 with body {"ids":{channel:id}} and the event is delivered with that id', async () => {
         const ch = uniq('rest-');
         const [r] = await subscribers(ch, 1);
         const res = await restCall(() => sdk.trigger(ch, 'created', { id: 1 }));
         ok200(res);
-        assert.deepEqual(res.body, {});
         const e = await r.take({ event: 'created', channel: ch });
         assert.equal(e.msg.data, '{"id":1}');
+        assert.deepEqual(res.body, { ids: { [ch]: e.msg.id } }); // kept by the default history rules
     });
 
     test('POST /events: the single "channel" field (as the php SDK sends) works too', async () => {
@@ -60,9 +60,9 @@ describe('rest', () => {
         const [r] = await subscribers(ch, 1);
         const res = await restCall(() => sdk.post({ path: '/events', body: { name: 'single', channel: ch, data: '{"a":1}' } }));
         ok200(res);
-        assert.deepEqual(res.body, {});
         const e = await r.take({ event: 'single', channel: ch });
         assert.equal(e.msg.data, '{"a":1}');
+        assert.deepEqual(res.body, { ids: { [ch]: e.msg.id } });
     });
 
     test('POST /events with info=user_count,subscription_count returns the counts per channel', async () => {
@@ -70,12 +70,13 @@ describe('rest', () => {
         await members(pch, ['1', '1', '2']); // user 1 in two connections
         const res = await restCall(() => sdk.trigger(pch, 'x', {}, { info: 'user_count,subscription_count' }));
         ok200(res);
-        assert.deepEqual(res.body, { channels: { [pch]: { user_count: 2, subscription_count: 3 } } });
+        assert.deepEqual(res.body.channels, { [pch]: { user_count: 2, subscription_count: 3 } });
+        assert.deepEqual(Object.keys(res.body.ids), [pch]);
         const ch = uniq('rest-');
         await subscribers(ch, 2);
         const res2 = await restCall(() => sdk.trigger(ch, 'x', {}, { info: 'subscription_count' }));
         ok200(res2);
-        assert.deepEqual(res2.body, { channels: { [ch]: { subscription_count: 2 } } });
+        assert.deepEqual(res2.body.channels, { [ch]: { subscription_count: 2 } });
     });
 
     test('POST /batch_events: {} and every item delivered with its own data', async () => {
@@ -89,9 +90,10 @@ describe('rest', () => {
             { channel: c2, name: 'b2', data: 'two' },
         ]));
         ok200(res);
-        assert.deepEqual(res.body, {});
-        assert.deepEqual((await r.take({ event: 'b1', channel: c1 })).msg, { event: 'b1', data: '{"n":1}', channel: c1 });
-        assert.deepEqual((await r.take({ event: 'b2', channel: c2 })).msg, { event: 'b2', data: 'two', channel: c2 });
+        const [id1, id2] = res.body.ids;
+        assert.deepEqual(res.body, { ids: [id1, id2] });
+        assert.deepEqual((await r.take({ event: 'b1', channel: c1 })).msg, { event: 'b1', data: '{"n":1}', channel: c1, id: id1 });
+        assert.deepEqual((await r.take({ event: 'b2', channel: c2 })).msg, { event: 'b2', data: 'two', channel: c2, id: id2 });
     });
 
     test('POST /batch_events with info returns an index-aligned batch array', async () => {
@@ -105,9 +107,8 @@ describe('rest', () => {
             { channel: ch, name: 'n3', data: {}, info: 'subscription_count' },
         ]));
         ok200(res);
-        assert.deepEqual(res.body, {
-            batch: [{}, { user_count: 2, subscription_count: 3 }, { subscription_count: 2 }],
-        });
+        assert.deepEqual(res.body.batch, [{}, { user_count: 2, subscription_count: 3 }, { subscription_count: 2 }]);
+        assert.equal(res.body.ids.length, 3);
     });
 
     test('POST /batch_events with a socket_id excludes that connection for that item', async () => {

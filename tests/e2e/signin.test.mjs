@@ -112,10 +112,11 @@ describe('signin', () => {
         // the SDK's trigger() refuses '#' names client-side; post the same signed body
         const res = await sdk.post({ path: '/events', body: { name: 'both', channels: [`#server-to-user-${u1}`, `#server-to-user-${u2}`], data: '{"n":1}' } });
         assert.equal(res.status, 200);
+        const { ids } = await res.json(); // each user's channel is kept by default
         const e1 = await r1.take('both');
         const e2 = await r2.take('both');
-        assert.deepEqual(e1.msg, { event: 'both', data: '{"n":1}', channel: `#server-to-user-${u1}` });
-        assert.deepEqual(e2.msg, { event: 'both', data: '{"n":1}', channel: `#server-to-user-${u2}` });
+        assert.deepEqual(e1.msg, { event: 'both', data: '{"n":1}', channel: `#server-to-user-${u1}`, id: ids[`#server-to-user-${u1}`] });
+        assert.deepEqual(e2.msg, { event: 'both', data: '{"n":1}', channel: `#server-to-user-${u2}`, id: ids[`#server-to-user-${u2}`] });
     });
 
     test('signin: a wrong signature gets pusher:error 4009', async () => {

@@ -1,0 +1,422 @@
+#include "history/history.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "history/history_internal.h"
+#include "protocol/pusher_msg.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define BATCH_MAX 4096           /* requests written in one transaction at most */
+#define CHANNEL_CACHE_MAX 100000 /* channels the thread remembers; beyond, it forgets all */
+#define TRIM_EVERY_MS 10000      /* age retention: one pass over the channels */
+#define TRIM_CHANNELS 256        /* channels per maintenance step */
+#define TRIM_ROWS 1000           /* rows deleted per channel per step */
+
+int64_t history_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void job_free(job *j)
+{
+    for (size_t i = 0; i < j->num_events; i++) {
+        job_event *e = &j->events[i];
+        free(e->channel);
+        free(e->event);
+        free(e->data);
+        free(e->user_id);
+    }
+    free(j->events);
+    free(j->ids);
+    free(j->channel);
+    for (size_t i = 0; i < j->num_frames; i++)
+        frame_unref(j->frames[i]);
+    free(j->frames);
+    buf_free(&j->json);
+    free(j);
+}
+
+void history_enqueue(history *hs, job *j)
+{
+    j->hs = hs;
+    pthread_mutex_lock(&hs->lock);
+    if (hs->tail)
+        hs->tail->next = j;
+    else
+        hs->head = j;
+    hs->tail = j;
+    pthread_cond_signal(&hs->wake);
+    pthread_mutex_unlock(&hs->lock);
+}
+
+/* --- the channel cache ------------------------------------------------------- */
+
+static void forget_channels(history *hs)
+{
+    for (size_t i = 0; i < hs->channels.cap; i++)
+        if (hs->channels.slots[i].key)
+            free(hs->channels.slots[i].value);
+    strmap_free(&hs->channels);
+    strmap_init(&hs->channels);
+}
+
+chan_entry *history_channel(history *hs, size_t app, const char *name, size_t len, bool create,
+                            int *rc)
+{
+    char prefix[24];
+    int plen = snprintf(prefix, sizeof(prefix), "%zu:", app);
+    size_t klen = (size_t)plen + len;
+    char *key = xmalloc(klen);
+    memcpy(key, prefix, (size_t)plen);
+    memcpy(key + plen, name, len);
+    chan_entry *e = strmap_get(&hs->channels, key, klen);
+    free(key);
+    *rc = 0;
+    if (e)
+        return e;
+    store_channel ch;
+    const char *app_id = hs->cfg->apps[app].id;
+    *rc = hs->st->ops->head(hs->st, app_id, name, len, create, &ch);
+    if (*rc != 0)
+        return NULL;
+    e = xmalloc(sizeof(*e) + klen);
+    e->ch = ch;
+    e->tag = history_tag(app_id, name, len);
+    e->max_events = 0;
+    e->appended = false;
+    e->key_len = (uint32_t)klen;
+    memcpy(e->key, prefix, (size_t)plen);
+    memcpy(e->key + plen, name, len);
+    strmap_put(&hs->channels, e->key, klen, e);
+    return e;
+}
+
+/* --- publishing -------------------------------------------------------------- */
+
+void history_publish(history *hs, hub *from, size_t app, const history_event *events, size_t n,
+                     history_published_fn done, void *ctx)
+{
+    job *j = xcalloc(1, sizeof(*j));
+    j->kind = JOB_PUBLISH;
+    j->from = from;
+    j->app = app;
+    j->published = done;
+    j->ctx = ctx;
+    j->events = xcalloc(n ? n : 1, sizeof(*j->events));
+    j->ids = xcalloc(n ? n : 1, sizeof(*j->ids));
+    j->num_events = n;
+    const hk_app *a = &hs->cfg->apps[app];
+    for (size_t i = 0; i < n; i++) {
+        const history_event *in = &events[i];
+        job_event *e = &j->events[i];
+        e->channel = xmemdup(in->channel, in->channel_len);
+        e->channel_len = in->channel_len;
+        e->event = xmemdup(in->event, in->event_len);
+        e->event_len = in->event_len;
+        e->data = xmemdup(in->data_json, in->data_len);
+        e->data_len = in->data_len;
+        if (in->user_id) {
+            e->user_id = xmemdup(in->user_id, in->user_id_len);
+            e->user_id_len = in->user_id_len;
+        }
+        if (in->except_socket_id)
+            snprintf(e->except, sizeof(e->except), "%s", in->except_socket_id);
+        const hk_history_rule *rule = history_rule(a, in->channel, in->channel_len);
+        e->max_events = rule ? rule->max_events : HK_HISTORY_DEFAULT_EVENTS;
+        e->max_age_s = rule ? rule->max_age_s : HK_HISTORY_DEFAULT_AGE_S;
+    }
+    history_enqueue(hs, j);
+}
+
+/* Inside the batch's transaction. */
+static int write_events(history *hs, job *j)
+{
+    int64_t now = history_now_ms();
+    for (size_t i = 0; i < j->num_events; i++) {
+        job_event *e = &j->events[i];
+        int rc;
+        chan_entry *c = history_channel(hs, j->app, e->channel, e->channel_len, true, &rc);
+        if (!c)
+            return -1;
+        store_event ev = {.seq = c->ch.last_seq + 1,
+                          .published_at_ms = now,
+                          .event = e->event,
+                          .event_len = e->event_len,
+                          .data = e->data,
+                          .data_len = e->data_len,
+                          .user_id = e->user_id,
+                          .user_id_len = e->user_id_len};
+        if (hs->st->ops->append(hs->st, &c->ch, &ev) != 0)
+            return -1;
+        c->ch.last_seq = ev.seq;
+        c->max_events = e->max_events;
+        c->appended = true;
+        e->seq = ev.seq;
+        history_id_format(j->ids[i], c->ch.epoch, c->tag, ev.seq);
+    }
+    return 0;
+}
+
+/* max_events: what the batch's appends pushed out. */
+static int trim_by_count(history *hs)
+{
+    for (size_t i = 0; i < hs->channels.cap; i++) {
+        chan_entry *c = hs->channels.slots[i].key ? hs->channels.slots[i].value : NULL;
+        if (!c || !c->appended)
+            continue;
+        c->appended = false;
+        if (c->ch.last_seq <= c->max_events)
+            continue;
+        uint32_t removed;
+        if (hs->st->ops->trim(hs->st, &c->ch, c->ch.last_seq - c->max_events, 0, TRIM_ROWS,
+                              &removed) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* After the commit: each event live (with its id when stored), then the
+ * answer on the requester's worker. */
+static void published_call(hub *h, void *arg)
+{
+    job *j = arg;
+    if (h && j->published) {
+        history_published r = {.count = j->num_events,
+                               .stored = !j->failed,
+                               .error = j->failed ? j->message : NULL,
+                               .ids = (const char(*)[HISTORY_ID_MAX + 1]) j->ids};
+        j->published(h, j->ctx, &r);
+    } else if (!h && j->published) {
+        j->published(NULL, j->ctx, NULL);
+    }
+    job_free(j);
+}
+
+static void deliver_published(job *j)
+{
+    for (size_t i = 0; i < j->num_events; i++) {
+        job_event *e = &j->events[i];
+        buf b;
+        frame_buf_init(&b);
+        buf_reserve(&b, e->data_len + e->channel_len + e->event_len + 96);
+        if (j->failed)
+            pusher_encode_raw_data(&b, e->event, e->event_len, e->channel, e->channel_len, e->data,
+                                   e->data_len, e->user_id, e->user_id_len);
+        else
+            pusher_encode_stored(&b, e->event, e->event_len, e->channel, e->channel_len, e->data,
+                                 e->data_len, e->user_id, e->user_id_len, j->ids[i],
+                                 strlen(j->ids[i]));
+        frame *f = frame_buf_take(&b);
+        if (!j->failed) {
+            f->seq = e->seq;
+            f->stream = frame_stream(e->channel, e->channel_len);
+        }
+        hub_publish_posted(j->from, j->app, e->channel, e->channel_len, f,
+                           e->except[0] ? e->except : NULL);
+        frame_unref(f);
+    }
+    hub_post(j->from, published_call, j);
+}
+
+/* --- the thread -------------------------------------------------------------- */
+
+static void fail_batch(history *hs, job *batch, const char *why)
+{
+    log_warn("history: %s", why);
+    for (job *j = batch; j; j = j->next) {
+        j->failed = true;
+        snprintf(j->message, sizeof(j->message), "History storage failed: %.150s", why);
+    }
+    hs->st->ops->rollback(hs->st);
+    forget_channels(hs); /* their heads may have moved in the rolled-back writes */
+}
+
+static void run_batch(history *hs, job *batch)
+{
+    if (hs->channels.count > CHANNEL_CACHE_MAX)
+        forget_channels(hs);
+    store *st = hs->st;
+    int rc = st->ops->begin(st);
+    for (job *j = batch; j && rc == 0; j = j->next) {
+        if (j->kind == JOB_PUBLISH)
+            rc = write_events(hs, j);
+        else if (j->kind == JOB_RESUME)
+            history_run_resume(hs, j);
+        else
+            history_run_page(hs, j);
+    }
+    if (rc == 0)
+        rc = trim_by_count(hs);
+    if (rc == 0)
+        rc = st->ops->commit(st);
+    if (rc != 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", st->ops->error(st));
+        fail_batch(hs, batch, why);
+    }
+    job *next;
+    for (job *j = batch; j; j = next) {
+        next = j->next;
+        j->next = NULL;
+        if (j->kind == JOB_PUBLISH)
+            deliver_published(j);
+        else if (j->kind == JOB_RESUME)
+            history_answer_resume(j);
+        else
+            history_answer_page(j);
+    }
+}
+
+typedef struct trim_ctx {
+    history *hs;
+    int64_t keys[TRIM_CHANNELS];
+    char *names[TRIM_CHANNELS];
+    size_t lens[TRIM_CHANNELS];
+    size_t apps[TRIM_CHANNELS];
+    size_t n;
+} trim_ctx;
+
+static void collect_channel(void *arg, int64_t key, const char *app_id, const char *name,
+                            size_t len)
+{
+    trim_ctx *t = arg;
+    size_t app = SIZE_MAX;
+    for (size_t i = 0; i < t->hs->cfg->num_apps; i++)
+        if (strcmp(t->hs->cfg->apps[i].id, app_id) == 0)
+            app = i;
+    t->keys[t->n] = key;
+    t->names[t->n] = xmemdup(name, len);
+    t->lens[t->n] = len;
+    t->apps[t->n] = app;
+    t->n++;
+}
+
+/* Age retention, a few channels per step so the thread never stops long:
+ * events older than their rule's max_age_s (or of a channel no rule keeps
+ * any more) go. */
+static void trim_by_age(history *hs)
+{
+    trim_ctx t = {.hs = hs};
+    store *st = hs->st;
+    if (st->ops->begin(st) != 0 ||
+        st->ops->channels(st, hs->trim_cursor, TRIM_CHANNELS, collect_channel, &t) != 0) {
+        st->ops->rollback(st);
+        return;
+    }
+    int64_t now = history_now_ms();
+    int rc = 0;
+    for (size_t i = 0; i < t.n && rc == 0; i++) {
+        store_channel ch = {.key = t.keys[i]};
+        const hk_history_rule *rule =
+            t.apps[i] == SIZE_MAX ? NULL
+                                  : history_rule(&hs->cfg->apps[t.apps[i]], t.names[i], t.lens[i]);
+        int64_t cutoff = rule ? now - (int64_t)rule->max_age_s * 1000 : INT64_MAX;
+        uint32_t removed;
+        rc = st->ops->trim(st, &ch, 0, cutoff, TRIM_ROWS, &removed);
+    }
+    if (rc == 0 && st->ops->commit(st) == 0)
+        hs->trim_cursor = t.n < TRIM_CHANNELS ? 0 : t.keys[t.n - 1];
+    else
+        st->ops->rollback(st);
+    for (size_t i = 0; i < t.n; i++)
+        free(t.names[i]);
+    if (t.n < TRIM_CHANNELS)
+        hs->next_trim_ms = mono_ms() + TRIM_EVERY_MS;
+}
+
+static void *history_main(void *arg)
+{
+    history *hs = arg;
+    pthread_mutex_lock(&hs->lock);
+    for (;;) {
+        while (!hs->head && !hs->stopping) {
+            uint64_t now = mono_ms();
+            if (now >= hs->next_trim_ms) {
+                pthread_mutex_unlock(&hs->lock);
+                trim_by_age(hs);
+                pthread_mutex_lock(&hs->lock);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            uint64_t wait = hs->next_trim_ms - now;
+            until.tv_sec += (time_t)(wait / 1000);
+            until.tv_nsec += (long)(wait % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&hs->wake, &hs->lock, &until);
+        }
+        if (!hs->head && hs->stopping)
+            break;
+        /* up to BATCH_MAX requests, oldest first, in one transaction */
+        job *batch = hs->head, *last = batch;
+        for (size_t n = 1; n < BATCH_MAX && last->next; n++)
+            last = last->next;
+        hs->head = last->next;
+        if (!hs->head)
+            hs->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&hs->lock);
+        run_batch(hs, batch);
+        pthread_mutex_lock(&hs->lock);
+    }
+    pthread_mutex_unlock(&hs->lock);
+    return NULL;
+}
+
+history *history_start(const hk_config *cfg, char *err, size_t cap)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/history.sqlite3", cfg->data_dir);
+    store *st = store_sqlite_open(path, err, cap);
+    if (!st)
+        return NULL;
+    history *hs = xcalloc(1, sizeof(*hs));
+    hs->cfg = cfg;
+    hs->st = st;
+    strmap_init(&hs->channels);
+    pthread_mutex_init(&hs->lock, NULL);
+    pthread_cond_init(&hs->wake, NULL);
+    hs->next_trim_ms = mono_ms() + TRIM_EVERY_MS;
+    if (pthread_create(&hs->thread, NULL, history_main, hs) != 0) {
+        snprintf(err, cap, "cannot start the history thread: %s", strerror(errno));
+        st->ops->close(st);
+        free(hs);
+        return NULL;
+    }
+    return hs;
+}
+
+void history_stop(history *hs)
+{
+    if (!hs)
+        return;
+    pthread_mutex_lock(&hs->lock);
+    hs->stopping = true;
+    pthread_cond_signal(&hs->wake);
+    pthread_mutex_unlock(&hs->lock);
+    pthread_join(hs->thread, NULL);
+    forget_channels(hs);
+    strmap_free(&hs->channels);
+    hs->st->ops->close(hs->st);
+    pthread_mutex_destroy(&hs->lock);
+    pthread_cond_destroy(&hs->wake);
+    free(hs);
+}

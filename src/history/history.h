@@ -1,0 +1,125 @@
+/* history — events kept per channel, their ids, resume and paging.
+ *
+ * One thread owns the store (store/store.h): it takes requests in the
+ * order they were made, writes each batch of appends in one transaction
+ * (group commit), and only after the commit delivers the events live
+ * (with their ids) through the hubs' inboxes and answers the requester on
+ * its own worker (hub_post). Being the one sequencer of every kept
+ * channel, it hands every worker a channel's events in id order; a resume
+ * request is answered in that same order, so "everything up to id N" is
+ * exact (see docs/design.md, History).
+ *
+ * Ids: "<epoch>.<tag>.<seq>": the channel's epoch (8 characters, new when
+ * its history is new), a tag of the app and channel (8 hex digits), and
+ * the sequence number (at least 10 digits, zero-padded so ids of one
+ * epoch sort as strings too). */
+#ifndef HARK_HISTORY_HISTORY_H
+#define HARK_HISTORY_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "hub/hub.h"
+#include "util/buf.h"
+#include "util/frame.h"
+
+#define HISTORY_ID_MAX 64
+
+typedef struct history history;
+
+/* What each worker offers the layers above it (its worker data). */
+typedef struct worker_services {
+    hub *hub;
+    history *history;
+} worker_services;
+
+/* Opens the store (data_dir/history.sqlite3) and starts the thread. NULL
+ * with why in err. */
+history *history_start(const hk_config *cfg, char *err, size_t cap);
+/* Finishes what is queued (its answers are posted), stops, closes the store. */
+void history_stop(history *hs);
+
+/* The rule that keeps name's events for app, or NULL when they are not kept. */
+const hk_history_rule *history_rule(const hk_app *app, const char *name, size_t len);
+
+/* --- publishing ------------------------------------------------------------- */
+
+typedef struct history_event {
+    const char *channel; /* kept by the app's rules */
+    size_t channel_len;
+    const char *event;
+    size_t event_len;
+    const char *data_json; /* the data as delivered: JSON text ("\"…\"" for a string) */
+    size_t data_len;
+    const char *user_id; /* NULL: none */
+    size_t user_id_len;
+    const char *except_socket_id; /* not delivered to this connection; NULL: none */
+} history_event;
+
+typedef struct history_published {
+    size_t count;
+    bool stored;       /* false: the store failed; the events went out live, without ids */
+    const char *error; /* why, when not stored */
+    const char (*ids)[HISTORY_ID_MAX + 1]; /* per event, when stored */
+} history_published;
+
+/* Runs on the requester's hub thread (h NULL: cancelled at shutdown). */
+typedef void (*history_published_fn)(hub *h, void *ctx, const history_published *r);
+
+/* Keeps app's events (copied) in order, delivers each live after the
+ * commit (through from's group of hubs), then calls done on from's thread
+ * (done may be NULL). */
+void history_publish(history *hs, hub *from, size_t app, const history_event *events, size_t n,
+                     history_published_fn done, void *ctx);
+
+/* --- resume ----------------------------------------------------------------- */
+
+typedef struct history_resumed {
+    size_t app;
+    const char *channel;
+    size_t channel_len;
+    const char *socket_id; /* who asked */
+    bool recovered;
+    uint32_t count;     /* events replayed */
+    const char *reason; /* when not recovered */
+    frame **frames;     /* the replayed events, as delivered live (borrowed) */
+    uint64_t upto;      /* newest seq replayed or known: live copies at or below are duplicates */
+} history_resumed;
+
+typedef void (*history_resumed_fn)(hub *h, const history_resumed *r);
+
+/* The events of a kept channel after since, for the connection socket_id
+ * that has just subscribed on from's worker; done runs on from's thread
+ * (its frames are borrowed for the call). */
+void history_resume(history *hs, hub *from, size_t app, const char *channel, size_t len,
+                    const char *since, size_t since_len, uint32_t max_replay, const char *socket_id,
+                    history_resumed_fn done);
+
+/* --- paging (REST) ------------------------------------------------------------ */
+
+enum history_from { HISTORY_NEWEST = 0, HISTORY_OLDEST, HISTORY_AFTER, HISTORY_BEFORE };
+
+typedef struct history_page_query {
+    enum history_from from;
+    const char *id; /* HISTORY_AFTER / HISTORY_BEFORE */
+    size_t id_len;
+    uint32_t limit; /* 1-1000 */
+} history_page_query;
+
+typedef struct history_page {
+    int status; /* 200, 400 (an id of another history), 503 */
+    const char *error;
+    const buf *json; /* 200: {"events":[…],"next":…} */
+} history_page;
+
+typedef void (*history_page_fn)(hub *h, void *ctx, const history_page *r);
+
+/* Checks the query's id against the channel (malformed or of another
+ * channel: returns false with why in err, nothing queued); else queues it. */
+bool history_page_get(history *hs, hub *from, size_t app, const char *channel, size_t len,
+                      const history_page_query *q, history_page_fn done, void *ctx, char *err,
+                      size_t cap);
+
+#endif

@@ -1,0 +1,116 @@
+/* history_internal — what the history files share: ids, requests (jobs)
+ * and the thread's state. */
+#ifndef HARK_HISTORY_HISTORY_INTERNAL_H
+#define HARK_HISTORY_HISTORY_INTERNAL_H
+
+#include <pthread.h>
+
+#include "history/history.h"
+#include "store/store.h"
+#include "util/strmap.h"
+
+/* --- ids (history_id.c) --- */
+
+/* The tag of app and channel in their ids. */
+uint32_t history_tag(const char *app_id, const char *name, size_t len);
+/* Writes "<epoch>.<tag>.<seq>" (NUL-terminated); returns its length. */
+size_t history_id_format(char out[HISTORY_ID_MAX + 1], const char *epoch, uint32_t tag,
+                         uint64_t seq);
+
+typedef struct history_id {
+    char epoch[STORE_EPOCH_LEN + 1];
+    uint32_t tag;
+    uint64_t seq;
+} history_id;
+
+/* Parses an id; NULL, or why it is not one. */
+const char *history_id_parse(const char *s, size_t len, history_id *out);
+/* Parses and checks the tag against app and channel: NULL or why not. */
+const char *history_id_check(const char *s, size_t len, const char *app_id, const char *name,
+                             size_t name_len, history_id *out);
+
+/* --- jobs --- */
+
+enum job_kind { JOB_PUBLISH, JOB_RESUME, JOB_PAGE };
+
+typedef struct job_event {
+    char *channel, *event, *data, *user_id; /* user_id may be NULL */
+    size_t channel_len, event_len, data_len, user_id_len;
+    char except[32];
+    uint32_t max_events, max_age_s;
+    uint64_t seq; /* given by the thread */
+} job_event;
+
+typedef struct job {
+    enum job_kind kind;
+    struct job *next;
+    history *hs;
+    hub *from;
+    size_t app;
+    bool failed; /* the batch's transaction failed */
+    /* JOB_PUBLISH */
+    job_event *events;
+    size_t num_events;
+    char (*ids)[HISTORY_ID_MAX + 1];
+    history_published_fn published;
+    void *ctx;
+    /* JOB_RESUME and JOB_PAGE: one channel */
+    char *channel;
+    size_t channel_len;
+    history_id since; /* resume: after; page: the query's id */
+    uint32_t max_replay;
+    uint32_t max_age_s;
+    char socket_id[32];
+    history_resumed_fn resumed;
+    history_resumed result;
+    frame **frames;
+    size_t num_frames;
+    enum history_from from_where;
+    uint32_t limit;
+    history_page_fn paged;
+    int status;
+    const char *error; /* static text, or in message */
+    char message[200];
+    buf json;
+} job;
+
+/* A channel the thread knows: its store row and its rule. */
+typedef struct chan_entry {
+    store_channel ch;
+    uint32_t tag;
+    uint32_t max_events; /* of the rule it was last appended under */
+    bool appended;       /* in the batch being written */
+    uint32_t key_len;
+    char key[]; /* "<app index>:<name>" */
+} chan_entry;
+
+struct history {
+    const hk_config *cfg;
+    store *st;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    job *head, *tail; /* queued, oldest first */
+    bool stopping;
+    strmap channels; /* key → chan_entry, a bounded cache of the store's rows */
+    int64_t trim_cursor;
+    uint64_t next_trim_ms;
+};
+
+/* history.c */
+void history_enqueue(history *hs, job *j);
+/* The channel's entry (loaded, or created when create); NULL when absent
+ * (create false) or on a store error (j->failed set by the caller). */
+chan_entry *history_channel(history *hs, size_t app, const char *name, size_t len, bool create,
+                            int *rc);
+int64_t history_now_ms(void);
+void job_free(job *j);
+
+/* history_read.c: run on the thread inside the batch's transaction. */
+void history_run_resume(history *hs, job *j);
+void history_run_page(history *hs, job *j);
+/* After the commit: answer on the requester's thread. */
+void history_answer_resume(job *j);
+void history_answer_page(job *j);
+
+#endif

@@ -1,0 +1,77 @@
+/* store — where history is kept: channels (each with its epoch and the
+ * newest sequence number it issued) and their events.
+ *
+ * A small synchronous interface (heads, append, range, trim) behind a table
+ * of operations, so a PostgreSQL store for clusters can sit beside the
+ * SQLite one (store_sqlite.c). Only the history thread calls it: nothing
+ * here may run on an event loop. Every call returns 0 on success and -1 on
+ * a storage error (store_error says why). */
+#ifndef HARK_STORE_STORE_H
+#define HARK_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_EPOCH_LEN 8 /* characters of [A-Za-z0-9] */
+
+typedef struct store store;
+
+typedef struct store_channel {
+    int64_t key;                     /* the store's own key for the channel */
+    char epoch[STORE_EPOCH_LEN + 1]; /* changes when the channel's history is new */
+    uint64_t last_seq;               /* newest sequence number issued, 0 = none */
+} store_channel;
+
+typedef struct store_event {
+    uint64_t seq;
+    int64_t published_at_ms; /* Unix time */
+    const char *event;
+    size_t event_len;
+    const char *data;
+    size_t data_len;
+    const char *user_id; /* NULL: none */
+    size_t user_id_len;
+} store_event;
+
+/* Called for each event of a range, in the order asked; strings are
+ * borrowed for the call. Return false to stop. */
+typedef bool (*store_event_fn)(void *ctx, const store_event *ev);
+
+typedef struct store_ops {
+    int (*begin)(store *st);
+    int (*commit)(store *st);
+    void (*rollback)(store *st);
+    /* The channel of app (id) and name; with create, one is made (a fresh
+     * epoch, last_seq 0) when there is none. Returns 1 when absent. */
+    int (*head)(store *st, const char *app, const char *name, size_t len, bool create,
+                store_channel *out);
+    /* Adds ev (its seq above ch->last_seq) and records it as the newest. */
+    int (*append)(store *st, const store_channel *ch, const store_event *ev);
+    /* Events with after < seq <= upto published at or after min_ms,
+     * ascending (or descending), at most limit. */
+    int (*range)(store *st, const store_channel *ch, uint64_t after, uint64_t upto, int64_t min_ms,
+                 uint32_t limit, bool descending, store_event_fn fn, void *ctx);
+    /* Forgets events with seq <= upto or published before older_than_ms;
+     * at most limit rows; *removed says how many went. */
+    int (*trim)(store *st, const store_channel *ch, uint64_t upto, int64_t older_than_ms,
+                uint32_t limit, uint32_t *removed);
+    /* Calls fn for each channel with retained events, from after_key on,
+     * at most limit (for the background trim). */
+    int (*channels)(store *st, int64_t after_key, uint32_t limit,
+                    void (*fn)(void *ctx, int64_t key, const char *app, const char *name,
+                               size_t len),
+                    void *ctx);
+    const char *(*error)(store *st);
+    void (*close)(store *st);
+} store_ops;
+
+struct store {
+    const store_ops *ops;
+};
+
+/* SQLite in WAL mode at path (created, migrated to the current schema).
+ * NULL with why in err. */
+store *store_sqlite_open(const char *path, char *err, size_t cap);
+
+#endif

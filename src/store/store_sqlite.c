@@ -1,0 +1,342 @@
+/* store_sqlite — the embedded store: one SQLite file in WAL mode under
+ * data_dir, prepared statements only, a schema version (PRAGMA
+ * user_version) migrated at open.
+ *
+ * synchronous=NORMAL: a commit is in the WAL (the kernel's page cache)
+ * before it returns, so it survives the process being killed; a power
+ * failure may lose the last commits, as with any WAL database without
+ * fsync per commit. */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "store/store.h"
+#include "util/xalloc.h"
+
+#define SCHEMA_VERSION 1
+
+enum {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_HEAD,
+    ST_CREATE,
+    ST_INSERT,
+    ST_SET_LAST,
+    ST_RANGE_ASC,
+    ST_RANGE_DESC,
+    ST_TRIM,
+    ST_CHANNELS,
+    ST_COUNT,
+};
+
+static const char *const sql_text[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_HEAD] = "SELECT key, epoch, last_seq FROM channels WHERE app = ?1 AND name = ?2",
+    [ST_CREATE] = "INSERT INTO channels(app, name, epoch, last_seq) VALUES (?1, ?2, ?3, 0)",
+    [ST_INSERT] = "INSERT INTO events(channel, seq, published_at_ms, event, data, user_id) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_SET_LAST] = "UPDATE channels SET last_seq = ?2 WHERE key = ?1 AND last_seq < ?2",
+    [ST_RANGE_ASC] = "SELECT seq, published_at_ms, event, data, user_id FROM events "
+                     "WHERE channel = ?1 AND seq > ?2 AND seq <= ?3 AND published_at_ms >= ?4 "
+                     "ORDER BY seq ASC LIMIT ?5",
+    [ST_RANGE_DESC] = "SELECT seq, published_at_ms, event, data, user_id FROM events "
+                      "WHERE channel = ?1 AND seq > ?2 AND seq <= ?3 AND published_at_ms >= ?4 "
+                      "ORDER BY seq DESC LIMIT ?5",
+    [ST_TRIM] = "DELETE FROM events WHERE channel = ?1 AND seq IN (SELECT seq FROM events "
+                "WHERE channel = ?1 AND (seq <= ?2 OR published_at_ms < ?3) ORDER BY seq LIMIT ?4)",
+    [ST_CHANNELS] = "SELECT key, app, name FROM channels WHERE key > ?1 ORDER BY key LIMIT ?2",
+};
+
+static const char *const schema_v1 = "CREATE TABLE channels ("
+                                     "  key INTEGER PRIMARY KEY,"
+                                     "  app TEXT NOT NULL,"
+                                     "  name TEXT NOT NULL,"
+                                     "  epoch TEXT NOT NULL,"
+                                     "  last_seq INTEGER NOT NULL,"
+                                     "  UNIQUE (app, name));"
+                                     "CREATE TABLE events ("
+                                     "  channel INTEGER NOT NULL,"
+                                     "  seq INTEGER NOT NULL,"
+                                     "  published_at_ms INTEGER NOT NULL,"
+                                     "  event TEXT NOT NULL,"
+                                     "  data TEXT NOT NULL,"
+                                     "  user_id TEXT,"
+                                     "  PRIMARY KEY (channel, seq)) WITHOUT ROWID;";
+
+typedef struct sqlite_store {
+    store base;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    char error[256];
+} sqlite_store;
+
+static sqlite_store *as_sqlite(store *st)
+{
+    return (sqlite_store *)st;
+}
+
+static int fail(sqlite_store *s, const char *what)
+{
+    snprintf(s->error, sizeof(s->error), "%s: %s", what, sqlite3_errmsg(s->db));
+    return -1;
+}
+
+/* Runs a statement without rows to completion; resets it. */
+static int run(sqlite_store *s, int which)
+{
+    sqlite3_stmt *q = s->st[which];
+    int rc = sqlite3_step(q);
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_DONE ? 0 : fail(s, sql_text[which]);
+}
+
+static int op_begin(store *st)
+{
+    return run(as_sqlite(st), ST_BEGIN);
+}
+
+static int op_commit(store *st)
+{
+    return run(as_sqlite(st), ST_COMMIT);
+}
+
+static void op_rollback(store *st)
+{
+    sqlite_store *s = as_sqlite(st);
+    if (!sqlite3_get_autocommit(s->db))
+        run(s, ST_ROLLBACK);
+}
+
+static void new_epoch(char out[STORE_EPOCH_LEN + 1])
+{
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    uint8_t r[STORE_EPOCH_LEN];
+    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+        abort(); /* the kernel's generator does not fail for 8 bytes */
+    for (size_t i = 0; i < STORE_EPOCH_LEN; i++)
+        out[i] = alphabet[r[i] % 62];
+    out[STORE_EPOCH_LEN] = '\0';
+}
+
+static int op_head(store *st, const char *app, const char *name, size_t len, bool create,
+                   store_channel *out)
+{
+    sqlite_store *s = as_sqlite(st);
+    sqlite3_stmt *q = s->st[ST_HEAD];
+    sqlite3_bind_text(q, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, name, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        out->key = sqlite3_column_int64(q, 0);
+        snprintf(out->epoch, sizeof(out->epoch), "%s", (const char *)sqlite3_column_text(q, 1));
+        out->last_seq = (uint64_t)sqlite3_column_int64(q, 2);
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (rc == SQLITE_ROW)
+        return 0;
+    if (rc != SQLITE_DONE)
+        return fail(s, "reading a channel");
+    if (!create)
+        return 1;
+    q = s->st[ST_CREATE];
+    new_epoch(out->epoch);
+    sqlite3_bind_text(q, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, name, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, out->epoch, -1, SQLITE_STATIC);
+    if (run(s, ST_CREATE) != 0)
+        return -1;
+    out->key = sqlite3_last_insert_rowid(s->db);
+    out->last_seq = 0;
+    return 0;
+}
+
+static int op_append(store *st, const store_channel *ch, const store_event *ev)
+{
+    sqlite_store *s = as_sqlite(st);
+    sqlite3_stmt *q = s->st[ST_INSERT];
+    sqlite3_bind_int64(q, 1, ch->key);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)ev->seq);
+    sqlite3_bind_int64(q, 3, ev->published_at_ms);
+    sqlite3_bind_text(q, 4, ev->event, (int)ev->event_len, SQLITE_STATIC);
+    sqlite3_bind_text(q, 5, ev->data, (int)ev->data_len, SQLITE_STATIC);
+    if (ev->user_id)
+        sqlite3_bind_text(q, 6, ev->user_id, (int)ev->user_id_len, SQLITE_STATIC);
+    if (run(s, ST_INSERT) != 0)
+        return -1;
+    q = s->st[ST_SET_LAST];
+    sqlite3_bind_int64(q, 1, ch->key);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)ev->seq);
+    return run(s, ST_SET_LAST);
+}
+
+static int op_range(store *st, const store_channel *ch, uint64_t after, uint64_t upto,
+                    int64_t min_ms, uint32_t limit, bool descending, store_event_fn fn, void *ctx)
+{
+    sqlite_store *s = as_sqlite(st);
+    sqlite3_stmt *q = s->st[descending ? ST_RANGE_DESC : ST_RANGE_ASC];
+    sqlite3_bind_int64(q, 1, ch->key);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)after);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)(upto > INT64_MAX ? INT64_MAX : upto));
+    sqlite3_bind_int64(q, 4, min_ms);
+    sqlite3_bind_int64(q, 5, limit);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        store_event ev = {
+            .seq = (uint64_t)sqlite3_column_int64(q, 0),
+            .published_at_ms = sqlite3_column_int64(q, 1),
+            .event = (const char *)sqlite3_column_text(q, 2),
+            .event_len = (size_t)sqlite3_column_bytes(q, 2),
+            .data = (const char *)sqlite3_column_text(q, 3),
+            .data_len = (size_t)sqlite3_column_bytes(q, 3),
+        };
+        if (sqlite3_column_type(q, 4) != SQLITE_NULL) {
+            ev.user_id = (const char *)sqlite3_column_text(q, 4);
+            ev.user_id_len = (size_t)sqlite3_column_bytes(q, 4);
+        }
+        if (!fn(ctx, &ev)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_DONE ? 0 : fail(s, "reading events");
+}
+
+static int op_trim(store *st, const store_channel *ch, uint64_t upto, int64_t older_than_ms,
+                   uint32_t limit, uint32_t *removed)
+{
+    sqlite_store *s = as_sqlite(st);
+    sqlite3_stmt *q = s->st[ST_TRIM];
+    sqlite3_bind_int64(q, 1, ch->key);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)upto);
+    sqlite3_bind_int64(q, 3, older_than_ms);
+    sqlite3_bind_int64(q, 4, limit);
+    if (run(s, ST_TRIM) != 0)
+        return -1;
+    *removed = (uint32_t)sqlite3_changes(s->db);
+    return 0;
+}
+
+static int op_channels(store *st, int64_t after_key, uint32_t limit,
+                       void (*fn)(void *ctx, int64_t key, const char *app, const char *name,
+                                  size_t len),
+                       void *ctx)
+{
+    sqlite_store *s = as_sqlite(st);
+    sqlite3_stmt *q = s->st[ST_CHANNELS];
+    sqlite3_bind_int64(q, 1, after_key);
+    sqlite3_bind_int64(q, 2, limit);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+        fn(ctx, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1),
+           (const char *)sqlite3_column_text(q, 2), (size_t)sqlite3_column_bytes(q, 2));
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_DONE ? 0 : fail(s, "listing channels");
+}
+
+static const char *op_error(store *st)
+{
+    return as_sqlite(st)->error;
+}
+
+static void op_close(store *st)
+{
+    sqlite_store *s = as_sqlite(st);
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static const store_ops sqlite_ops = {
+    .begin = op_begin,
+    .commit = op_commit,
+    .rollback = op_rollback,
+    .head = op_head,
+    .append = op_append,
+    .range = op_range,
+    .trim = op_trim,
+    .channels = op_channels,
+    .error = op_error,
+    .close = op_close,
+};
+
+static int exec(sqlite_store *s, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    snprintf(s->error, sizeof(s->error), "%s", msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return -1;
+}
+
+static int schema_version(sqlite_store *s)
+{
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &q, NULL) != SQLITE_OK)
+        return fail(s, "reading the schema version");
+    int v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int(q, 0) : -1;
+    sqlite3_finalize(q);
+    return v;
+}
+
+/* Brings the file to SCHEMA_VERSION, one step per version, each in its own
+ * transaction. A file from a newer hark is refused rather than guessed at. */
+static int migrate(sqlite_store *s)
+{
+    int v = schema_version(s);
+    if (v < 0)
+        return -1;
+    if (v > SCHEMA_VERSION) {
+        snprintf(s->error, sizeof(s->error), "schema version %d is newer than this hark knows (%d)",
+                 v, SCHEMA_VERSION);
+        return -1;
+    }
+    if (v < 1) {
+        if (exec(s, "BEGIN") || exec(s, schema_v1) || exec(s, "PRAGMA user_version = 1") ||
+            exec(s, "COMMIT")) {
+            exec(s, "ROLLBACK");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+store *store_sqlite_open(const char *path, char *err, size_t cap)
+{
+    sqlite_store *s = xcalloc(1, sizeof(*s));
+    s->base.ops = &sqlite_ops;
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, cap, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        sqlite3_close(s->db);
+        free(s);
+        return NULL;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    if (exec(s, "PRAGMA journal_mode = WAL") || exec(s, "PRAGMA synchronous = NORMAL") ||
+        migrate(s))
+        goto failed;
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                               NULL) != SQLITE_OK) {
+            fail(s, sql_text[i]);
+            goto failed;
+        }
+    return &s->base;
+failed:
+    snprintf(err, cap, "%s: %s", path, s->error);
+    op_close(&s->base);
+    return NULL;
+}
