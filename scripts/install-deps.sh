@@ -8,7 +8,7 @@ set -euo pipefail
 mode="${1:-run}"
 pkgs=(make gcc pkg-config libuv1-dev libjansson-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev)
 if [[ "$mode" == "test" ]]; then
-    pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium) # chromium: pusher-js's browser build
+    pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium sqlite3) # chromium: pusher-js's browser build; sqlite3: a test locks the history file
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi

@@ -249,8 +249,9 @@ static void on_event(struct conn *c, const char *p, size_t n)
                 R.badmsg++;
                 return;
             }
-            /* channel: at the end in hark's key order, else anywhere */
-            size_t tail = n < 64 ? n : 64;
+            /* channel: near the end in hark's key order (before a history
+             * id, when the event is kept), else anywhere */
+            size_t tail = n < 128 ? n : 128;
             const char *cm = lg_find(p + n - tail, tail, "\"channel\":\"" CHAN_PREFIX);
             if (!cm)
                 cm = lg_find(p, n, "\"channel\":\"" CHAN_PREFIX);

@@ -1,6 +1,7 @@
 #include "history/history.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,6 +269,12 @@ static void run_batch(history *hs, job *batch)
         char why[256];
         snprintf(why, sizeof(why), "%s", st->ops->error(st));
         fail_batch(hs, batch, why);
+        atomic_fetch_add(&hs->write_failures, 1);
+    } else {
+        uint64_t n = 0;
+        for (job *j = batch; j; j = j->next)
+            n += j->kind == JOB_PUBLISH ? j->num_events : 0;
+        atomic_fetch_add(&hs->events_stored, n);
     }
     job *next;
     for (job *j = batch; j; j = next) {
@@ -402,6 +409,13 @@ history *history_start(const hk_config *cfg, char *err, size_t cap)
         return NULL;
     }
     return hs;
+}
+
+history_stats history_get_stats(history *hs)
+{
+    return (history_stats){.events_stored = atomic_load(&hs->events_stored),
+                           .write_failures = atomic_load(&hs->write_failures),
+                           .replay_bytes = atomic_load(&hs->replay_bytes)};
 }
 
 void history_stop(history *hs)

@@ -76,7 +76,13 @@ void history_publish(history *hs, hub *from, size_t app, const history_event *ev
 
 /* --- resume ----------------------------------------------------------------- */
 
+/* Bytes of replayed events the whole server may hold in sessions at once
+ * (read but not yet handed to a transport); a resume beyond it answers
+ * recovered:false. */
+#define HISTORY_REPLAY_BUDGET ((size_t)256 << 20)
+
 typedef struct history_resumed {
+    history *hs;
     size_t app;
     const char *channel;
     size_t channel_len;
@@ -85,6 +91,8 @@ typedef struct history_resumed {
     uint32_t count;     /* events replayed */
     const char *reason; /* when not recovered */
     frame **frames;     /* the replayed events, as delivered live (borrowed) */
+    size_t bytes;       /* their size, counted in the server's replay budget until
+                         * the session calls history_replay_release */
     uint64_t upto;      /* newest seq replayed or known: live copies at or below are duplicates */
 } history_resumed;
 
@@ -96,6 +104,17 @@ typedef void (*history_resumed_fn)(hub *h, const history_resumed *r);
 void history_resume(history *hs, hub *from, size_t app, const char *channel, size_t len,
                     const char *since, size_t since_len, uint32_t max_replay, const char *socket_id,
                     history_resumed_fn done);
+
+/* For /metrics (any thread). */
+typedef struct history_stats {
+    uint64_t events_stored;  /* counter */
+    uint64_t write_failures; /* batches rolled back */
+    uint64_t replay_bytes;   /* gauge: answers held by sessions (HISTORY_REPLAY_BUDGET) */
+} history_stats;
+history_stats history_get_stats(history *hs);
+
+/* The session sent (or dropped) bytes of a replay it was answered with. */
+void history_replay_release(history *hs, size_t bytes);
 
 /* --- paging (REST) ------------------------------------------------------------ */
 

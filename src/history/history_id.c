@@ -103,7 +103,8 @@ const char *history_id_parse(const char *s, size_t len, history_id *out)
     if (*p++ != '.')
         return bad;
     const char *end = s + len;
-    if (p == end || end - p > 19)
+    /* the form issued: 10 digits zero-padded, more without a leading zero */
+    if (end - p < 10 || end - p > 19 || (end - p > 10 && *p == '0'))
         return bad;
     uint64_t seq = 0;
     for (; p < end; p++) {

@@ -4,6 +4,7 @@
 #define HARK_HISTORY_HISTORY_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "history/history.h"
 #include "store/store.h"
@@ -94,6 +95,8 @@ struct history {
     bool stopping;
     strmap channels; /* key → chan_entry, a bounded cache of the store's rows */
     int64_t trim_cursor;
+    _Atomic size_t replay_bytes; /* HISTORY_REPLAY_BUDGET: held by sessions */
+    _Atomic uint64_t events_stored, write_failures;
     uint64_t next_trim_ms;
 };
 

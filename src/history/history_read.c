@@ -2,6 +2,7 @@
  * pages (the REST API), read on the history thread inside the batch's
  * transaction, so they see every event sequenced before them. */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,10 +42,12 @@ void history_resume(history *hs, hub *from, size_t app, const char *channel, siz
 }
 
 typedef struct replay_ctx {
+    history *hs;
     job *j;
     chan_entry *c;
     uint64_t expect; /* the next seq a gapless replay must have */
     bool gap;
+    bool over_budget;
 } replay_ctx;
 
 static bool replay_row(void *arg, const store_event *ev)
@@ -67,7 +70,17 @@ static bool replay_row(void *arg, const store_event *ev)
     f->seq = ev->seq;
     f->stream = frame_stream(j->channel, j->channel_len);
     j->frames[j->num_frames++] = f;
+    j->result.bytes += f->len;
+    if (atomic_fetch_add(&r->hs->replay_bytes, f->len) + f->len > HISTORY_REPLAY_BUDGET) {
+        r->over_budget = true;
+        return false;
+    }
     return true;
+}
+
+void history_replay_release(history *hs, size_t bytes)
+{
+    atomic_fetch_sub(&hs->replay_bytes, bytes);
 }
 
 void history_run_resume(history *hs, job *j)
@@ -103,15 +116,19 @@ void history_run_resume(history *hs, job *j)
     if (count == 0)
         return;
     j->frames = xcalloc((size_t)count, sizeof(*j->frames));
-    replay_ctx r = {.j = j, .c = c, .expect = j->since.seq + 1};
+    replay_ctx r = {.j = j, .c = c, .expect = j->since.seq + 1, .hs = hs};
     int64_t min_ms = history_now_ms() - (int64_t)j->max_age_s * 1000;
     rc = hs->st->ops->range(hs->st, &c->ch, j->since.seq, c->ch.last_seq, min_ms, (uint32_t)count,
                             false, replay_row, &r);
-    if (rc != 0 || r.gap || j->num_frames != count) {
+    if (rc != 0 || r.gap || r.over_budget || j->num_frames != count) {
         for (size_t i = 0; i < j->num_frames; i++)
             frame_unref(j->frames[i]);
         j->num_frames = 0;
-        if (rc != 0) {
+        history_replay_release(hs, j->result.bytes);
+        j->result.bytes = 0;
+        if (r.over_budget) {
+            j->error = "the server is replaying too much at once: resume again later";
+        } else if (rc != 0) {
             snprintf(j->message, sizeof(j->message), "History storage failed: %.150s",
                      hs->st->ops->error(hs->st));
             j->error = j->message;
@@ -126,6 +143,7 @@ static void resumed_call(hub *h, void *arg)
     job *j = arg;
     if (h) {
         history_resumed *r = &j->result;
+        r->hs = j->hs;
         r->app = j->app;
         r->channel = j->channel;
         r->channel_len = j->channel_len;
@@ -137,10 +155,14 @@ static void resumed_call(hub *h, void *arg)
             for (size_t i = 0; i < j->num_frames; i++)
                 frame_unref(j->frames[i]);
             j->num_frames = 0;
+            history_replay_release(j->hs, r->bytes);
+            r->bytes = 0;
         }
         r->count = (uint32_t)j->num_frames;
         r->frames = j->frames;
         j->resumed(h, r);
+    } else {
+        history_replay_release(j->hs, j->result.bytes); /* cancelled at shutdown */
     }
     job_free(j);
 }

@@ -71,7 +71,19 @@ static void metrics(conn *c)
         pending += worker_pending_input(&srv->workers[i]);
     buf_printf(&b, "# TYPE hark_incomplete_input_bytes gauge\nhark_incomplete_input_bytes %zu\n",
                pending);
-    hub *h = ((const worker_services *)w->data)->hub;
+    const worker_services *services = w->data;
+    if (services->history) {
+        history_stats hst = history_get_stats(services->history);
+        buf_printf(&b,
+                   "# TYPE hark_history_events_stored_total counter\n"
+                   "hark_history_events_stored_total %llu\n"
+                   "# TYPE hark_history_write_failures_total counter\n"
+                   "hark_history_write_failures_total %llu\n"
+                   "# TYPE hark_history_replay_bytes gauge\nhark_history_replay_bytes %llu\n",
+                   (unsigned long long)hst.events_stored, (unsigned long long)hst.write_failures,
+                   (unsigned long long)hst.replay_bytes);
+    }
+    hub *h = services->hub;
     for (size_t i = 0; i < h->num_apps; i++) {
         hub_app *a = &h->apps[i];
         buf_printf(&b, "hark_app_connections{app=\"%s\"} %ld\n", a->cfg->id,

@@ -47,7 +47,8 @@ struct session {
     const session_transport *transport;
     hub *hub;
     history *history;
-    session_replay *replays; /* resumes in progress (pusher:subscribe with since) */
+    session_replay *replays; /* resumes in progress (pusher:subscribe with since), in order */
+    size_t replay_held;       /* bytes of live copies held back for them */
     bool attached;           /* sub is attached to a hub app */
     bool closed;             /* session_close was called: nothing more is sent */
     uint32_t rate_count;

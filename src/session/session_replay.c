@@ -8,9 +8,13 @@
  * answer says up to which sequence number it replays, and held copies at
  * or below it are dropped as duplicates. The replay is sent as fast as the
  * transport takes it (half of max_output_bytes unsent at most, the rest at
- * the next tick); held copies are bounded by a quarter of max_output_bytes,
- * beyond which the resume is answered recovered:false rather than grow, so
- * a resume alone never makes its client a slow consumer. */
+ * the next tick). Bounds: one resume per connection is asked of the
+ * history thread at a time (the others wait their turn, in order), so a
+ * client holds at most one answer (at most max_replay events, and the
+ * server at most HISTORY_REPLAY_BUDGET bytes of answers in all); held
+ * copies are bounded by a quarter of max_output_bytes per connection,
+ * beyond which the resume they belong to answers recovered:false rather
+ * than grow, so resuming alone never makes a client a slow consumer. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,21 +32,35 @@ struct session_replay {
     frame **held; /* live copies waiting for the replay */
     uint32_t num_held, cap_held;
     size_t held_bytes;
-    bool overflow; /* held copies went over their bound: not recovered */
+    bool overflow;  /* held copies went over their bound: not recovered */
+    bool requested; /* asked of the history thread (one per session at a time) */
     bool answered;
     bool recovered;
     char *reason;
     frame **replay; /* the answer's events, sent from `sent` on */
     uint32_t num_replay, sent;
+    size_t replay_bytes; /* of the answer's events not yet sent (the server's budget) */
     uint64_t upto;
+    char since[HISTORY_ID_MAX + 1];
+    size_t since_len;
 };
 
-static void replay_free(session_replay *r)
+static void drop_held(session *s, session_replay *r)
 {
     for (uint32_t i = 0; i < r->num_held; i++)
         frame_unref(r->held[i]);
+    r->num_held = 0;
+    s->replay_held -= r->held_bytes;
+    r->held_bytes = 0;
+}
+
+static void replay_free(session *s, session_replay *r)
+{
+    drop_held(s, r);
     for (uint32_t i = r->sent; i < r->num_replay; i++)
         frame_unref(r->replay[i]);
+    if (r->replay_bytes)
+        history_replay_release(s->history, r->replay_bytes);
     free(r->held);
     free(r->replay);
     free(r->reason);
@@ -56,6 +74,25 @@ static session_replay *find(session *s, const char *name, size_t len)
         if (r->channel_len == len && memcmp(r->channel, name, len) == 0)
             return r;
     return NULL;
+}
+
+static void on_resumed(hub *h, const history_resumed *res);
+
+/* Asks the history thread for the first replay not yet asked, if none is
+ * in flight. */
+static void request_next(session *s)
+{
+    for (session_replay *r = s->replays; r; r = r->next) {
+        if (r->requested && !r->answered)
+            return; /* one at a time */
+        if (!r->requested) {
+            r->requested = true;
+            history_resume(s->history, s->hub, s->sub.app->index, r->channel, r->channel_len,
+                           r->since, r->since_len, s->sub.app->cfg->max_replay, s->sub.socket_id,
+                           on_resumed);
+            return;
+        }
+    }
 }
 
 static void unlink_replay(session *s, session_replay *r)
@@ -96,6 +133,8 @@ static void pump(session *s, session_replay *r)
         if (s->transport->unsent(s) > budget)
             return; /* the rest at the next tick */
         frame *f = r->replay[r->sent++];
+        r->replay_bytes -= f->len;
+        history_replay_release(s->history, f->len);
         s->transport->send(s, f);
         frame_unref(f);
     }
@@ -110,7 +149,8 @@ static void pump(session *s, session_replay *r)
             s->transport->send(s, f);
     }
     unlink_replay(s, r);
-    replay_free(r);
+    replay_free(s, r);
+    request_next(s);
 }
 
 void session_replay_pump_all(session *s)
@@ -130,13 +170,10 @@ bool session_replay_holds(session *s, frame *f)
             continue;
         if (r->overflow)
             return true; /* dropped: the resume will say recovered:false */
-        /* a quarter: sent on top of at most half unsent when the replay ends */
+        /* a quarter: sent on top of at most half unsent when a replay ends */
         size_t bound = s->hub->cfg->max_output_bytes / 4;
-        if (r->held_bytes + f->len > bound) {
-            for (uint32_t i = 0; i < r->num_held; i++)
-                frame_unref(r->held[i]);
-            r->num_held = 0;
-            r->held_bytes = 0;
+        if (s->replay_held + f->len > bound) {
+            drop_held(s, r);
             r->overflow = true;
             return true;
         }
@@ -146,6 +183,7 @@ bool session_replay_holds(session *s, frame *f)
         }
         r->held[r->num_held++] = frame_ref(f);
         r->held_bytes += f->len;
+        s->replay_held += f->len;
         return true;
     }
     return false;
@@ -156,7 +194,8 @@ void session_replay_cancel(session *s, const char *name, size_t len)
     session_replay *r = find(s, name, len);
     if (r) {
         unlink_replay(s, r);
-        replay_free(r);
+        replay_free(s, r);
+        request_next(s);
     }
 }
 
@@ -165,7 +204,7 @@ void session_replay_free_all(session *s)
     while (s->replays) {
         session_replay *r = s->replays;
         s->replays = r->next;
-        replay_free(r);
+        replay_free(s, r);
     }
 }
 
@@ -174,12 +213,17 @@ static void on_resumed(hub *h, const history_resumed *res)
 {
     hub_app *app = &h->apps[res->app];
     subscriber *sub = hub_find_socket(app, res->socket_id, strlen(res->socket_id));
-    if (!sub)
-        return; /* gone meanwhile */
+    if (!sub) {
+        history_replay_release(res->hs, res->bytes); /* gone meanwhile */
+        return;
+    }
     session *s = (session *)sub;
     session_replay *r = find(s, res->channel, res->channel_len);
-    if (!r || r->answered)
-        return; /* unsubscribed meanwhile */
+    if (!r || r->answered || !r->requested) {
+        /* unsubscribed meanwhile (a later subscription has not asked yet) */
+        history_replay_release(s->history, res->bytes);
+        return;
+    }
     r->answered = true;
     r->recovered = res->recovered && !r->overflow;
     r->upto = res->upto;
@@ -188,7 +232,9 @@ static void on_resumed(hub *h, const history_resumed *res)
         for (uint32_t i = 0; i < res->count; i++)
             r->replay[i] = frame_ref(res->frames[i]);
         r->num_replay = res->count;
+        r->replay_bytes = res->bytes;
     } else {
+        history_replay_release(s->history, res->bytes);
         r->reason =
             xstrdup(r->overflow ? "too many live events arrived during the replay" : res->reason);
     }
@@ -210,12 +256,19 @@ void session_resume(session *s, const char *name, size_t len, const char *since,
         send_resumed(s, name, len, false, 0, why);
         return;
     }
+    if (since_len > HISTORY_ID_MAX) {
+        send_resumed(s, name, len, false, 0, "since: not an event id of this server");
+        return;
+    }
     session_replay *r = xcalloc(1, sizeof(*r));
     r->channel = xmemdup(name, len);
     r->channel_len = len;
     r->stream = frame_stream(name, len);
-    r->next = s->replays;
-    s->replays = r;
-    history_resume(s->history, s->hub, s->sub.app->index, name, len, since, since_len,
-                   app->max_replay, s->sub.socket_id, on_resumed);
+    memcpy(r->since, since, since_len);
+    r->since_len = since_len;
+    session_replay **tail = &s->replays; /* answered in the order asked */
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = r;
+    request_next(s);
 }

@@ -270,6 +270,10 @@ export async function wsConnect(server, path = defaultPath(), opts = {}) {
     conn.sendFrame = (payload, o) => sock.write(encodeFrame(payload, o));
     conn.sendJSON = (obj) => sock.write(encodeFrame(JSON.stringify(obj)));
     conn.destroy = () => sock.destroy();
+    // Stop and restart reading (a client that never reads fills its
+    // receive buffer, then the server's send buffer).
+    conn.pause = () => sock.pause();
+    conn.resume = () => sock.resume();
     return conn;
 }
 

@@ -1,0 +1,183 @@
+// History under abuse: what a client that resumes and never reads, one that
+// vanishes in the middle of its replays, and a history file another process
+// holds locked can do to the server and to other clients (docs/design.md,
+// History; docs/api.md, History and replay).
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { startHark, rest } from './lib/harness.mjs';
+import { scope, rawReady, uniq, until } from './lib/clients.mjs';
+import { wsConnect, httpGet } from './lib/rawtcp.mjs';
+import { rssOf } from './lib/churn.mjs';
+
+const CHANNELS = 12;
+const EVENTS = 150; // per channel
+const PAD = 'x'.repeat(2000); // each event about 2 kB
+
+async function metric(server, name) {
+    const { text } = await httpGet(server, '/metrics');
+    const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+    assert.ok(m, `${name} in /metrics`);
+    return Number(m[1]);
+}
+
+// Publishes EVENTS events of about 2 kB on each channel (10 per batch);
+// returns each channel's first id.
+async function backlog(sdk, channels) {
+    const first = {};
+    for (const ch of channels) {
+        for (let i = 0; i < EVENTS; i += 10) {
+            const batch = Array.from({ length: 10 }, (_, k) => ({ channel: ch, name: 'fill', data: JSON.stringify({ seq: i + k, pad: PAD }) }));
+            const res = await sdk.triggerBatch(batch);
+            assert.equal(res.status, 200);
+            const { ids } = await res.json();
+            if (i === 0) first[ch] = ids[0];
+        }
+    }
+    return first;
+}
+
+// A raw client that subscribes to every channel with since and then stops
+// reading.
+async function resumeWithoutReading(server, channels, first) {
+    const conn = await wsConnect(server);
+    await conn.established();
+    for (const ch of channels) conn.sendJSON({ event: 'pusher:subscribe', data: { channel: ch, since: first[ch] } });
+    conn.pause();
+    return conn;
+}
+
+describe('history abuse', () => {
+    let server;
+    let sdk;
+    before(async () => {
+        server = await startHark({ config: { workers: 2 } });
+        sdk = rest(server);
+    });
+    after(async () => { await server.stop(); });
+
+    test('a client resuming many channels without reading holds one replay at a time, and others are served', async () => {
+        const s = scope();
+        try {
+            const channels = Array.from({ length: CHANNELS }, () => uniq('abuse-'));
+            const first = await backlog(sdk, channels);
+            const rss0 = rssOf(server.proc.pid);
+            const conn = await resumeWithoutReading(server, channels, first);
+            s.add(() => conn.destroy());
+            // the first replay is read and held for the stalled client
+            await until(async () => (await metric(server, 'hark_history_replay_bytes')) > 0, 'a replay held for the stalled client', 10000);
+            // another client is served meanwhile, live and resumed
+            const other = await rawReady(s, server);
+            const live = uniq('abuse-live-');
+            await other.subscribe(live, { auth: '' });
+            await sdk.trigger(live, 'hello', {});
+            await other.take({ event: 'hello', channel: live });
+            await other.subscribe(channels[0], { auth: '', since: first[channels[0]] });
+            const ok = await other.take({ event: 'hark:resumed', channel: channels[0] }, 10000);
+            assert.deepEqual(JSON.parse(ok.msg.data), { recovered: true, count: EVENTS - 1 });
+            // one replay at a time: never more than one channel's answer is held
+            const held = await metric(server, 'hark_history_replay_bytes');
+            assert.ok(held <= EVENTS * (PAD.length + 200), `${held} bytes held: more than one replay`);
+            const grown = rssOf(server.proc.pid) - rss0;
+            assert.ok(grown < 32 * 1024, `hark grew by ${grown} kB for one stalled client`);
+            // once it reads, it gets every channel's replay, in full and in order
+            conn.resume();
+            const got = new Map(channels.map((ch) => [ch, []]));
+            const resumed = new Map();
+            while (resumed.size < CHANNELS) {
+                const m = await conn.nextMessage(15000);
+                assert.ok(m && m.json, 'the connection ended during the replays');
+                const { event, channel } = m.json;
+                if (event === 'hark:resumed') {
+                    resumed.set(channel, JSON.parse(m.json.data));
+                } else if (event === 'fill') {
+                    assert.ok(!resumed.has(channel), `${channel}: an event after its hark:resumed`);
+                    got.get(channel).push(JSON.parse(m.json.data).seq);
+                }
+            }
+            for (const ch of channels) {
+                assert.deepEqual(resumed.get(ch), { recovered: true, count: EVENTS - 1 }, ch);
+                assert.deepEqual(got.get(ch), Array.from({ length: EVENTS - 1 }, (_, i) => i + 1), ch);
+            }
+            await until(async () => (await metric(server, 'hark_history_replay_bytes')) === 0, 'every replay released');
+        } finally {
+            await s.close();
+        }
+    });
+
+    test('a client that vanishes in the middle of its replays leaves nothing held', async () => {
+        const channels = Array.from({ length: 4 }, () => uniq('vanish-'));
+        const first = await backlog(sdk, channels);
+        const conn = await resumeWithoutReading(server, channels, first);
+        await until(async () => (await metric(server, 'hark_history_replay_bytes')) > 0, 'a replay held for the stalled client', 10000);
+        conn.destroy();
+        await until(async () => (await metric(server, 'hark_history_replay_bytes')) === 0, 'the replay released once the client is gone', 10000);
+        // and the server still resumes others
+        const s = scope();
+        try {
+            const r = await rawReady(s, server);
+            await r.subscribe(channels[1], { auth: '', since: first[channels[1]] });
+            const ok = await r.take({ event: 'hark:resumed', channel: channels[1] }, 10000);
+            assert.deepEqual(JSON.parse(ok.msg.data), { recovered: true, count: EVENTS - 1 });
+        } finally {
+            await s.close();
+        }
+    });
+});
+
+describe('history storage failing', () => {
+    let server;
+    let sdk;
+    before(async () => {
+        server = await startHark({});
+        sdk = rest(server);
+    });
+    after(async () => { await server.stop(); });
+
+    // Another process holds the history file's write lock: hark's writes
+    // fail (after SQLite's 5 s busy wait) until it lets go.
+    function lockHistory() {
+        const p = spawn('sqlite3', [join(server.dataDir, 'history.sqlite3')], { stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        p.stdout.on('data', (d) => { out += d; });
+        p.stdin.write('BEGIN EXCLUSIVE;\nSELECT \'locked\';\n');
+        return {
+            ready: () => until(() => out.includes('locked'), 'sqlite3 to hold the lock'),
+            release: () => new Promise((resolve) => { p.on('close', resolve); p.stdin.end('ROLLBACK;\n'); }),
+        };
+    }
+
+    test('REST answers 503 while the store fails, live delivery goes on, and writes resume by themselves', async () => {
+        const s = scope();
+        try {
+            const ch = uniq('store-');
+            const r = await rawReady(s, server);
+            await r.subscribe(ch, { auth: '' });
+            const before_ = await sdk.trigger(ch, 'one', {});
+            assert.equal(before_.status, 200);
+            const id1 = (await before_.json()).ids[ch];
+            await r.take({ event: 'one', channel: ch });
+
+            const lock = lockHistory();
+            await lock.ready();
+            const failed = await sdk.trigger(ch, 'two', {}).catch((e) => e);
+            assert.equal(failed.status, 503, `expected 503, got ${failed.status}: ${failed.body}`);
+            assert.match(String(failed.body), /History storage failed/);
+            const live = await r.take({ event: 'two', channel: ch });
+            assert.equal(live.msg.id, undefined, 'an event that was not stored carries no id');
+            assert.ok(await metric(server, 'hark_history_write_failures_total') >= 1);
+            await lock.release();
+
+            const after_ = await sdk.trigger(ch, 'three', {});
+            assert.equal(after_.status, 200);
+            const id3 = (await after_.json()).ids[ch];
+            assert.equal((await r.take({ event: 'three', channel: ch })).msg.id, id3);
+            // history has one and three, not two
+            const page = await (await sdk.get({ path: `/channels/${ch}/events`, params: {} })).json();
+            assert.deepEqual(page.events.map((e) => [e.id, e.event]), [[id1, 'one'], [id3, 'three']]);
+        } finally {
+            await s.close();
+        }
+    });
+});

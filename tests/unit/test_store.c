@@ -1,0 +1,165 @@
+/* store (SQLite): channel heads survive reopening, ranges in both
+ * directions with limits and an age floor, trims by count and by age, and a
+ * file from a newer schema is refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+    store *st;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof(*fx));
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/hark-store-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->path, sizeof(fx->path), "%s/history.sqlite3", fx->dir);
+    char err[256];
+    fx->st = store_sqlite_open(fx->path, err, sizeof(err));
+    assert_non_null(fx->st);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    if (fx->st)
+        fx->st->ops->close(fx->st);
+    char cmd[200];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
+    assert_int_equal(system(cmd), 0);
+    free(fx);
+    return 0;
+}
+
+static void append_n(store *st, store_channel *ch, uint64_t n, int64_t at_ms)
+{
+    assert_int_equal(st->ops->begin(st), 0);
+    for (uint64_t i = 0; i < n; i++) {
+        char data[32];
+        int len = snprintf(data, sizeof(data), "\"e%llu\"", (unsigned long long)(ch->last_seq + 1));
+        store_event ev = {.seq = ch->last_seq + 1,
+                          .published_at_ms = at_ms,
+                          .event = "ev",
+                          .event_len = 2,
+                          .data = data,
+                          .data_len = (size_t)len};
+        assert_int_equal(st->ops->append(st, ch, &ev), 0);
+        ch->last_seq = ev.seq;
+    }
+    assert_int_equal(st->ops->commit(st), 0);
+}
+
+typedef struct seen {
+    uint64_t seqs[64];
+    size_t n;
+} seen;
+
+static bool collect(void *ctx, const store_event *ev)
+{
+    seen *s = ctx;
+    s->seqs[s->n++] = ev->seq;
+    return true;
+}
+
+static void heads_survive_reopening(void **state)
+{
+    fixture *fx = *state;
+    store *st = fx->st;
+    store_channel ch, again;
+    assert_int_equal(st->ops->head(st, "app", "chat", 4, false, &ch), 1); /* absent */
+    assert_int_equal(st->ops->begin(st), 0);
+    assert_int_equal(st->ops->head(st, "app", "chat", 4, true, &ch), 0);
+    assert_int_equal(st->ops->commit(st), 0);
+    assert_int_equal(ch.last_seq, 0);
+    assert_int_equal(strlen(ch.epoch), STORE_EPOCH_LEN);
+    append_n(st, &ch, 5, 1000);
+    st->ops->close(st);
+    char err[256];
+    fx->st = st = store_sqlite_open(fx->path, err, sizeof(err));
+    assert_non_null(st);
+    assert_int_equal(st->ops->head(st, "app", "chat", 4, false, &again), 0);
+    assert_string_equal(again.epoch, ch.epoch);
+    assert_int_equal(again.last_seq, 5);
+    /* another app's channel of the same name is another channel */
+    assert_int_equal(st->ops->head(st, "app2", "chat", 4, false, &again), 1);
+}
+
+static void ranges_and_trims(void **state)
+{
+    fixture *fx = *state;
+    store *st = fx->st;
+    store_channel ch;
+    assert_int_equal(st->ops->begin(st), 0);
+    assert_int_equal(st->ops->head(st, "app", "c", 1, true, &ch), 0);
+    assert_int_equal(st->ops->commit(st), 0);
+    append_n(st, &ch, 10, 1000); /* seq 1-10 at t=1000 */
+    append_n(st, &ch, 10, 5000); /* seq 11-20 at t=5000 */
+
+    seen s = {0};
+    assert_int_equal(st->ops->range(st, &ch, 3, 20, 0, 4, false, collect, &s), 0);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(s.seqs[0], 4);
+    assert_int_equal(s.seqs[3], 7);
+    s.n = 0;
+    assert_int_equal(st->ops->range(st, &ch, 0, 15, 0, 3, true, collect, &s), 0);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(s.seqs[0], 15);
+    assert_int_equal(s.seqs[2], 13);
+    s.n = 0; /* the age floor hides the older ten */
+    assert_int_equal(st->ops->range(st, &ch, 0, 20, 2000, 64, false, collect, &s), 0);
+    assert_int_equal(s.n, 10);
+    assert_int_equal(s.seqs[0], 11);
+
+    uint32_t removed;
+    assert_int_equal(st->ops->begin(st), 0);
+    assert_int_equal(st->ops->trim(st, &ch, 5, 0, 1000, &removed), 0); /* by count */
+    assert_int_equal(removed, 5);
+    assert_int_equal(st->ops->trim(st, &ch, 0, 2000, 3, &removed), 0); /* by age, 3 at most */
+    assert_int_equal(removed, 3);
+    assert_int_equal(st->ops->trim(st, &ch, 0, 2000, 1000, &removed), 0);
+    assert_int_equal(removed, 2);
+    assert_int_equal(st->ops->commit(st), 0);
+    s.n = 0;
+    assert_int_equal(st->ops->range(st, &ch, 0, 20, 0, 64, false, collect, &s), 0);
+    assert_int_equal(s.n, 10);
+    assert_int_equal(s.seqs[0], 11);
+}
+
+static void a_newer_schema_is_refused(void **state)
+{
+    fixture *fx = *state;
+    fx->st->ops->close(fx->st);
+    fx->st = NULL;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char err[256] = "";
+    assert_null(store_sqlite_open(fx->path, err, sizeof(err)));
+    assert_non_null(strstr(err, "schema version 99"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(heads_survive_reopening, setup, teardown),
+        cmocka_unit_test_setup_teardown(ranges_and_trims, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
