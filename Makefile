@@ -87,12 +87,25 @@ test: test-deps
 	$(MAKE) fuzz-run FUZZ_SECONDS=$${FUZZ_SECONDS:-10}
 
 # ---- fuzzing (libFuzzer, clang) -------------------------------------------
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
-               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# The sources are compiled once with the fuzzing instrumentation into
+# build/fuzz/libhark.a; each target links against it.
+FUZZ_BASE   := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_CFLAGS := $(FUZZ_BASE) -fsanitize=fuzzer,address,undefined
+FUZZ_OBJS   := $(SRCS:%.c=build/fuzz/obj/%.o)
 
-build/fuzz/%: fuzz/%.c $(SRCS)
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $< $(SRCS) -o $@ $(LDLIBS)
+	clang $(FUZZ_BASE) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c $< -o $@
+
+build/fuzz/libhark.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/%: fuzz/%.c build/fuzz/libhark.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $< build/fuzz/libhark.a -o $@ $(LDLIBS)
+
+-include $(FUZZ_OBJS:.o=.d)
 
 fuzz: $(FUZZ_BIN)
 

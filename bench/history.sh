@@ -384,7 +384,7 @@ if ((SOKETI_RUN)); then
 elif has_part rest; then
     SOKETI_DESC="not installed in \`$SOKETI_PEER_DIR\`: not measured (run its \`install.sh\`)"
 fi
-CACHE_MAX="$(sed -n 's/^#define CHANNEL_CACHE_MAX \([0-9]*\).*/\1/p' src/history/history.c 2>/dev/null)"
+CACHE_MAX="$(sed -n 's/^ *\.history_cache_channels = \([0-9]*\),.*/\1/p' src/config/config.c 2>/dev/null)"
 CACHE_PRAGMA="$(grep -o 'cache_size[^"]*' src/store/store_sqlite.c 2>/dev/null | head -n 1)"
 SQLITE_VER="$(pkg-config --modversion sqlite3 2>/dev/null)" # the library hark is built against
 
@@ -521,7 +521,7 @@ SQLITE_VER="$(pkg-config --modversion sqlite3 2>/dev/null)" # the library hark i
         [[ -n "$e" ]] && echo "| error | $e |"
         echo
         echo "What bounds it: the history thread keeps the heads of at most"
-        echo "$(fmt_int "${CACHE_MAX:-?}") channels (\`CHANNEL_CACHE_MAX\` in \`src/history/history.c\`); past that it"
+        echo "$(fmt_int "${CACHE_MAX:-?}") channels (the default of the server key \`history_cache_channels\`); past that it"
         echo "forgets them all and reloads a channel's head from the store when it is next used, so"
         echo "this per-channel cost stops growing at about $(fmt_int "${CACHE_MAX:-0}") × the figure above. The rest is"
         if [[ -n "$CACHE_PRAGMA" ]]; then

@@ -78,6 +78,8 @@ const cfg_opt config_server_opts[] = {
         webhook_backoff_max_ms, 1, DAY_MS),
     SRV("webhook_max_queue", "HARK_WEBHOOK_MAX_QUEUE", NULL, OPT_INT, ST_U32, webhook_max_queue, 1,
         I32MAX),
+    SRV("history_cache_channels", "HARK_HISTORY_CACHE_CHANNELS", NULL, OPT_INT, ST_U32,
+        history_cache_channels, 100, 100000000),
 };
 const size_t config_server_nopts = sizeof config_server_opts / sizeof config_server_opts[0];
 
@@ -425,6 +427,7 @@ static void server_defaults(hk_config *cfg)
         .webhook_backoff_ms = 1000,
         .webhook_backoff_max_ms = 60000,
         .webhook_max_queue = 100000,
+        .history_cache_channels = 100000,
     };
 }
 

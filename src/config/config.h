@@ -125,6 +125,7 @@ typedef struct hk_config {
     uint32_t webhook_backoff_ms;     /* first retry delay, doubled each time (1000) */
     uint32_t webhook_backoff_max_ms; /* longest retry delay (60000) */
     uint32_t webhook_max_queue;      /* events held in memory before new ones are dropped */
+    uint32_t history_cache_channels; /* channel heads the history thread keeps in memory */
     hk_app *apps;
     size_t num_apps;
 } hk_config;

@@ -14,7 +14,6 @@
 #include "util/xalloc.h"
 
 #define BATCH_MAX 4096           /* requests written in one transaction at most */
-#define CHANNEL_CACHE_MAX 100000 /* channels the thread remembers; beyond, it forgets all */
 #define TRIM_EVERY_MS 10000      /* age retention: one pass over the channels */
 #define TRIM_CHANNELS 256        /* channels per maintenance step */
 #define TRIM_ROWS 1000           /* rows deleted per channel per step */
@@ -249,7 +248,8 @@ static void fail_batch(history *hs, job *batch, const char *why)
 
 static void run_batch(history *hs, job *batch)
 {
-    if (hs->channels.count > CHANNEL_CACHE_MAX)
+    /* history_cache_channels: past it, forget them all (reloaded as needed) */
+    if (hs->channels.count > hs->cfg->history_cache_channels)
         forget_channels(hs);
     store *st = hs->st;
     int rc = st->ops->begin(st);
