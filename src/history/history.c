@@ -13,10 +13,10 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define BATCH_MAX 4096           /* requests written in one transaction at most */
-#define TRIM_EVERY_MS 10000      /* age retention: one pass over the channels */
-#define TRIM_CHANNELS 256        /* channels per maintenance step */
-#define TRIM_ROWS 1000           /* rows deleted per channel per step */
+#define BATCH_MAX 4096      /* requests written in one transaction at most */
+#define TRIM_EVERY_MS 10000 /* age retention: one pass over the channels */
+#define TRIM_CHANNELS 256   /* channels per maintenance step */
+#define TRIM_ROWS 1000      /* rows deleted per channel per step */
 
 int64_t history_now_ms(void)
 {
@@ -165,7 +165,14 @@ static int write_events(history *hs, job *j)
             return -1;
         c->ch.last_seq = ev.seq;
         c->max_events = e->max_events;
-        c->appended = true;
+        if (!c->appended) {
+            c->appended = true;
+            if (hs->num_touched == hs->cap_touched) {
+                hs->cap_touched = hs->cap_touched ? hs->cap_touched * 2 : 64;
+                hs->touched = xrealloc(hs->touched, hs->cap_touched * sizeof(*hs->touched));
+            }
+            hs->touched[hs->num_touched++] = c;
+        }
         e->seq = ev.seq;
         history_id_format(j->ids[i], c->ch.epoch, c->tag, ev.seq);
     }
@@ -175,19 +182,18 @@ static int write_events(history *hs, job *j)
 /* max_events: what the batch's appends pushed out. */
 static int trim_by_count(history *hs)
 {
-    for (size_t i = 0; i < hs->channels.cap; i++) {
-        chan_entry *c = hs->channels.slots[i].key ? hs->channels.slots[i].value : NULL;
-        if (!c || !c->appended)
-            continue;
+    int rc = 0;
+    for (size_t i = 0; i < hs->num_touched; i++) {
+        chan_entry *c = hs->touched[i];
         c->appended = false;
-        if (c->ch.last_seq <= c->max_events)
+        if (rc != 0 || c->ch.last_seq <= c->max_events)
             continue;
         uint32_t removed;
-        if (hs->st->ops->trim(hs->st, &c->ch, c->ch.last_seq - c->max_events, 0, TRIM_ROWS,
-                              &removed) != 0)
-            return -1;
+        rc = hs->st->ops->trim(hs->st, &c->ch, c->ch.last_seq - c->max_events, 0, TRIM_ROWS,
+                               &removed);
     }
-    return 0;
+    hs->num_touched = 0;
+    return rc;
 }
 
 /* After the commit: each event live (with its id when stored), then the
@@ -243,6 +249,7 @@ static void fail_batch(history *hs, job *batch, const char *why)
         snprintf(j->message, sizeof(j->message), "History storage failed: %.150s", why);
     }
     hs->st->ops->rollback(hs->st);
+    hs->num_touched = 0;
     forget_channels(hs); /* their heads may have moved in the rolled-back writes */
 }
 
@@ -429,6 +436,7 @@ void history_stop(history *hs)
     pthread_join(hs->thread, NULL);
     forget_channels(hs);
     strmap_free(&hs->channels);
+    free(hs->touched);
     hs->st->ops->close(hs->st);
     pthread_mutex_destroy(&hs->lock);
     pthread_cond_destroy(&hs->wake);

@@ -80,7 +80,7 @@ typedef struct chan_entry {
     store_channel ch;
     uint32_t tag;
     uint32_t max_events; /* of the rule it was last appended under */
-    bool appended;       /* in the batch being written */
+    bool appended;       /* in the batch being written (on the touched list) */
     uint32_t key_len;
     char key[]; /* "<app index>:<name>" */
 } chan_entry;
@@ -93,7 +93,9 @@ struct history {
     pthread_cond_t wake;
     job *head, *tail; /* queued, oldest first */
     bool stopping;
-    strmap channels; /* key → chan_entry, a bounded cache of the store's rows */
+    strmap channels;      /* key → chan_entry, a bounded cache of the store's rows */
+    chan_entry **touched; /* appended to in the batch being written */
+    size_t num_touched, cap_touched;
     int64_t trim_cursor;
     _Atomic size_t replay_bytes; /* HISTORY_REPLAY_BUDGET: held by sessions */
     _Atomic uint64_t events_stored, write_failures;

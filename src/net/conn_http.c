@@ -138,6 +138,14 @@ static bool body_worth_waiting_for(conn *c, const http_request *req)
 void conn_feed_http(conn *c, char *data, size_t len)
 {
     const hk_config *cfg = c->w->cfg;
+    if (c->reply_token && len) {
+        /* More arrived while an answer is deferred: keep it, and stop
+         * reading until the answer is out (conn_reply_sent reads again).
+         * Pausing only now spares the usual client, which waits for its
+         * answer, two epoll changes per request. */
+        c->input_paused = true;
+        conn_update_poll(c, c->out.count > 0);
+    }
     char *p = data;
     size_t avail = len;
     if (c->http_in) {
@@ -197,11 +205,8 @@ void conn_feed_http(conn *c, char *data, size_t len)
         handle_request(c, &req, p + r, (size_t)req.content_length);
         p += total;
         avail -= total;
-        if (c->reply_token) { /* answered later: hold what follows until then */
-            c->input_paused = true;
-            conn_update_poll(c, c->out.count > 0);
+        if (c->reply_token) /* answered later: what follows waits (see below) */
             break;
-        }
         c->http_phase = HTTP_IDLE;
         c->deadline_ms = now_ms(c) + cfg->http_idle_timeout_ms;
         if (c->state == CONN_WS) {

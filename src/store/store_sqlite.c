@@ -5,17 +5,27 @@
  * synchronous=NORMAL: a commit is in the WAL (the kernel's page cache)
  * before it returns, so it survives the process being killed; a power
  * failure may lose the last commits, as with any WAL database without
- * fsync per commit. */
+ * fsync per commit.
+ *
+ * The only fsyncs are a checkpoint's (copying the WAL into the database).
+ * SQLite would run them on the committing thread every 1,000 pages,
+ * stalling every writer behind a disk flush; here a thread of the store's
+ * own checkpoints from a second connection every CHECKPOINT_MS instead
+ * (PASSIVE: writers are never blocked), so commits never wait for the disk. */
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "store/store.h"
 #include "util/xalloc.h"
 
 #define SCHEMA_VERSION 1
+#define CHECKPOINT_MS 200
 
 enum {
     ST_BEGIN,
@@ -36,11 +46,17 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_HEAD] = "SELECT key, epoch, last_seq FROM channels WHERE app = ?1 AND name = ?2",
+    /* The newest sequence number: the newest event's, or (once age has
+     * removed every event) what the channel row remembers. Appends do not
+     * write the row (one page less per commit); a trim that may remove the
+     * newest event records it there first. */
+    [ST_HEAD] = "SELECT key, epoch, max(last_seq, coalesce((SELECT max(seq) FROM events "
+                "WHERE channel = channels.key), 0)) FROM channels WHERE app = ?1 AND name = ?2",
     [ST_CREATE] = "INSERT INTO channels(app, name, epoch, last_seq) VALUES (?1, ?2, ?3, 0)",
     [ST_INSERT] = "INSERT INTO events(channel, seq, published_at_ms, event, data, user_id) "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_SET_LAST] = "UPDATE channels SET last_seq = ?2 WHERE key = ?1 AND last_seq < ?2",
+    [ST_SET_LAST] = "UPDATE channels SET last_seq = max(last_seq, coalesce((SELECT max(seq) "
+                    "FROM events WHERE channel = ?1), 0)) WHERE key = ?1",
     [ST_RANGE_ASC] = "SELECT seq, published_at_ms, event, data, user_id FROM events "
                      "WHERE channel = ?1 AND seq > ?2 AND seq <= ?3 AND published_at_ms >= ?4 "
                      "ORDER BY seq ASC LIMIT ?5",
@@ -73,6 +89,13 @@ typedef struct sqlite_store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     char error[256];
+    /* the checkpointer */
+    sqlite3 *ckpt_db;
+    pthread_t ckpt_thread;
+    bool ckpt_running;
+    bool ckpt_stop;
+    pthread_mutex_t ckpt_lock;
+    pthread_cond_t ckpt_wake;
 } sqlite_store;
 
 static sqlite_store *as_sqlite(store *st)
@@ -168,12 +191,7 @@ static int op_append(store *st, const store_channel *ch, const store_event *ev)
     sqlite3_bind_text(q, 5, ev->data, (int)ev->data_len, SQLITE_STATIC);
     if (ev->user_id)
         sqlite3_bind_text(q, 6, ev->user_id, (int)ev->user_id_len, SQLITE_STATIC);
-    if (run(s, ST_INSERT) != 0)
-        return -1;
-    q = s->st[ST_SET_LAST];
-    sqlite3_bind_int64(q, 1, ch->key);
-    sqlite3_bind_int64(q, 2, (sqlite3_int64)ev->seq);
-    return run(s, ST_SET_LAST);
+    return run(s, ST_INSERT);
 }
 
 static int op_range(store *st, const store_channel *ch, uint64_t after, uint64_t upto,
@@ -214,7 +232,14 @@ static int op_trim(store *st, const store_channel *ch, uint64_t upto, int64_t ol
                    uint32_t limit, uint32_t *removed)
 {
     sqlite_store *s = as_sqlite(st);
-    sqlite3_stmt *q = s->st[ST_TRIM];
+    sqlite3_stmt *q;
+    if (older_than_ms > 0) { /* age may take the newest event: remember its number */
+        q = s->st[ST_SET_LAST];
+        sqlite3_bind_int64(q, 1, ch->key);
+        if (run(s, ST_SET_LAST) != 0)
+            return -1;
+    }
+    q = s->st[ST_TRIM];
     sqlite3_bind_int64(q, 1, ch->key);
     sqlite3_bind_int64(q, 2, (sqlite3_int64)upto);
     sqlite3_bind_int64(q, 3, older_than_ms);
@@ -248,9 +273,50 @@ static const char *op_error(store *st)
     return as_sqlite(st)->error;
 }
 
+static void *checkpointer(void *arg)
+{
+    sqlite_store *s = arg;
+    pthread_mutex_lock(&s->ckpt_lock);
+    while (!s->ckpt_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += CHECKPOINT_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->ckpt_wake, &s->ckpt_lock, &until);
+        if (s->ckpt_stop)
+            break;
+        pthread_mutex_unlock(&s->ckpt_lock);
+        int wal_pages = 0, done = 0;
+        sqlite3_wal_checkpoint_v2(s->ckpt_db, NULL, SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &done);
+        pthread_mutex_lock(&s->ckpt_lock);
+    }
+    pthread_mutex_unlock(&s->ckpt_lock);
+    return NULL;
+}
+
+static void stop_checkpointer(sqlite_store *s)
+{
+    if (s->ckpt_running) {
+        pthread_mutex_lock(&s->ckpt_lock);
+        s->ckpt_stop = true;
+        pthread_cond_signal(&s->ckpt_wake);
+        pthread_mutex_unlock(&s->ckpt_lock);
+        pthread_join(s->ckpt_thread, NULL);
+        s->ckpt_running = false;
+    }
+    sqlite3_close(s->ckpt_db);
+    s->ckpt_db = NULL;
+    pthread_mutex_destroy(&s->ckpt_lock);
+    pthread_cond_destroy(&s->ckpt_wake);
+}
+
 static void op_close(store *st)
 {
     sqlite_store *s = as_sqlite(st);
+    stop_checkpointer(s);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
@@ -316,18 +382,35 @@ store *store_sqlite_open(const char *path, char *err, size_t cap)
 {
     sqlite_store *s = xcalloc(1, sizeof(*s));
     s->base.ops = &sqlite_ops;
+    pthread_mutex_init(&s->ckpt_lock, NULL);
+    pthread_cond_init(&s->ckpt_wake, NULL);
     int rc = sqlite3_open_v2(
         path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, cap, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         sqlite3_close(s->db);
+        pthread_mutex_destroy(&s->ckpt_lock);
+        pthread_cond_destroy(&s->ckpt_wake);
         free(s);
         return NULL;
     }
     sqlite3_busy_timeout(s->db, 5000);
     if (exec(s, "PRAGMA journal_mode = WAL") || exec(s, "PRAGMA synchronous = NORMAL") ||
-        migrate(s))
+        exec(s, "PRAGMA wal_autocheckpoint = 0") ||
+        exec(s, "PRAGMA journal_size_limit = 67108864") || migrate(s))
         goto failed;
+    if (sqlite3_open_v2(path, &s->ckpt_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        snprintf(s->error, sizeof(s->error), "opening the checkpoint connection: %s",
+                 s->ckpt_db ? sqlite3_errmsg(s->ckpt_db) : "out of memory");
+        goto failed;
+    }
+    sqlite3_busy_timeout(s->ckpt_db, 1000);
+    if (pthread_create(&s->ckpt_thread, NULL, checkpointer, s) != 0) {
+        snprintf(s->error, sizeof(s->error), "cannot start the checkpoint thread");
+        goto failed;
+    }
+    s->ckpt_running = true;
     for (int i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
                                NULL) != SQLITE_OK) {
