@@ -86,6 +86,16 @@ static void worker_wakeup(void *data)
     hub_drain_inbox(((worker_services *)data)->hub);
 }
 
+/* Before the flush: what the history thread stored while this iteration
+ * ran (a long fan-out, typically) goes out in this same flush, so a REST
+ * call read at the start of an iteration is delivered and answered at its
+ * end rather than one iteration later. */
+static void worker_iteration_end(void *data)
+{
+    worker_services *ws = data;
+    hub_drain_inbox(ws->hub);
+}
+
 static void worker_sweep(void *data, uint32_t worker_id, uint32_t sweeps)
 {
     if (worker_id == 1 && sweeps % CHANNEL_SWEEP_EVERY == 0)
@@ -158,6 +168,7 @@ int main(int argc, char **argv)
                           .workers_ready = workers_ready,
                           .worker_wakeup = worker_wakeup,
                           .worker_sweep = worker_sweep,
+                          .worker_iteration_end = worker_iteration_end,
                           .workers_stopped = workers_stopped,
                           .worker_free = worker_free};
     int exit_code = server_run(&cfg, &hooks);

@@ -174,6 +174,8 @@ static int write_events(history *hs, job *j)
             hs->touched[hs->num_touched++] = c;
         }
         e->seq = ev.seq;
+        memcpy(e->epoch, c->ch.epoch, sizeof(e->epoch));
+        e->tag = c->tag;
         history_id_format(j->ids[i], c->ch.epoch, c->tag, ev.seq);
     }
     return 0;
@@ -196,37 +198,63 @@ static int trim_by_count(history *hs)
     return rc;
 }
 
-/* After the commit: each event live (with its id when stored), then the
- * answer on the requester's worker. */
+/* The answer to a publish, on the requester's worker. */
+typedef struct publish_answer {
+    history_published_fn fn;
+    void *ctx;
+    size_t count;
+    bool failed;
+    char (*ids)[HISTORY_ID_MAX + 1];
+    char message[200];
+} publish_answer;
+
 static void published_call(hub *h, void *arg)
 {
-    job *j = arg;
-    if (h && j->published) {
-        history_published r = {.count = j->num_events,
-                               .stored = !j->failed,
-                               .error = j->failed ? j->message : NULL,
-                               .ids = (const char(*)[HISTORY_ID_MAX + 1]) j->ids};
-        j->published(h, j->ctx, &r);
-    } else if (!h && j->published) {
-        j->published(NULL, j->ctx, NULL);
+    publish_answer *a = arg;
+    if (h) {
+        history_published r = {.count = a->count,
+                               .stored = !a->failed,
+                               .error = a->failed ? a->message : NULL,
+                               .ids = (const char(*)[HISTORY_ID_MAX + 1]) a->ids};
+        a->fn(h, a->ctx, &r);
+    } else {
+        a->fn(NULL, a->ctx, NULL);
     }
-    job_free(j);
+    free(a->ids);
+    free(a);
 }
 
+/* After the commit: the answer first (so a client waiting for it can send
+ * its next event while this one is fanned out), then each event live, with
+ * its id when stored. */
 static void deliver_published(job *j)
 {
+    if (j->published) {
+        publish_answer *a = xmalloc(sizeof(*a));
+        *a = (publish_answer){.fn = j->published,
+                              .ctx = j->ctx,
+                              .count = j->num_events,
+                              .failed = j->failed,
+                              .ids = j->ids};
+        memcpy(a->message, j->message, sizeof(a->message));
+        j->ids = NULL;
+        hub_post(j->from, published_call, a);
+    }
     for (size_t i = 0; i < j->num_events; i++) {
         job_event *e = &j->events[i];
         buf b;
         frame_buf_init(&b);
         buf_reserve(&b, e->data_len + e->channel_len + e->event_len + 96);
+        char id[HISTORY_ID_MAX + 1];
+        size_t id_len = 0;
+        if (!j->failed)
+            id_len = history_id_format(id, e->epoch, e->tag, e->seq);
         if (j->failed)
             pusher_encode_raw_data(&b, e->event, e->event_len, e->channel, e->channel_len, e->data,
                                    e->data_len, e->user_id, e->user_id_len);
         else
             pusher_encode_stored(&b, e->event, e->event_len, e->channel, e->channel_len, e->data,
-                                 e->data_len, e->user_id, e->user_id_len, j->ids[i],
-                                 strlen(j->ids[i]));
+                                 e->data_len, e->user_id, e->user_id_len, id, id_len);
         frame *f = frame_buf_take(&b);
         if (!j->failed) {
             f->seq = e->seq;
@@ -236,7 +264,7 @@ static void deliver_published(job *j)
                            e->except[0] ? e->except : NULL);
         frame_unref(f);
     }
-    hub_post(j->from, published_call, j);
+    job_free(j);
 }
 
 /* --- the thread -------------------------------------------------------------- */

@@ -39,7 +39,9 @@ typedef struct job_event {
     size_t channel_len, event_len, data_len, user_id_len;
     char except[32];
     uint32_t max_events, max_age_s;
-    uint64_t seq; /* given by the thread */
+    uint64_t seq; /* given by the thread, with the channel's epoch and tag */
+    char epoch[STORE_EPOCH_LEN + 1];
+    uint32_t tag;
 } job_event;
 
 typedef struct job {

@@ -70,6 +70,9 @@ static void free_graveyard(worker *w)
 
 static void on_check(uv_check_t *h)
 {
+    worker *w = h->data;
+    if (w->srv->hooks->worker_iteration_end)
+        w->srv->hooks->worker_iteration_end(w->data);
     flush_dirty(h->data);
     free_graveyard(h->data);
 }

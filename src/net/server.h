@@ -22,6 +22,9 @@ typedef struct server_hooks {
     void (*workers_ready)(void *ctx, worker *workers, uint32_t n);
     /* After worker_wake(w). */
     void (*worker_wakeup)(void *data);
+    /* At the end of every loop iteration, before output is flushed (may be
+     * NULL): what other threads handed back meanwhile can join this flush. */
+    void (*worker_iteration_end)(void *data);
     /* Every sweep (250 ms). */
     void (*worker_sweep)(void *data, uint32_t worker_id, uint32_t sweeps);
     /* On the main thread once every loop has stopped, before any teardown
