@@ -398,6 +398,10 @@ kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f
         cat bench/SOAK.md
         echo
     fi
+    if [[ -f bench/HISTORY.md ]]; then # the last bench/history.sh run (history on and off)
+        cat bench/HISTORY.md
+        echo
+    fi
     echo "<details><summary>Raw RESULT lines</summary>"
     echo
     echo '```'
