@@ -169,7 +169,7 @@ static int write_events(history *hs, job *j)
             c->appended = true;
             if (hs->num_touched == hs->cap_touched) {
                 hs->cap_touched = hs->cap_touched ? hs->cap_touched * 2 : 64;
-                hs->touched = xrealloc(hs->touched, hs->cap_touched * sizeof(*hs->touched));
+                hs->touched = xrealloc(hs->touched, hs->cap_touched * sizeof(chan_entry *));
             }
             hs->touched[hs->num_touched++] = c;
         }

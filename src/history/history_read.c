@@ -115,7 +115,7 @@ void history_run_resume(history *hs, job *j)
     }
     if (count == 0)
         return;
-    j->frames = xcalloc((size_t)count, sizeof(*j->frames));
+    j->frames = xcalloc((size_t)count, sizeof(frame *));
     replay_ctx r = {.j = j, .c = c, .expect = j->since.seq + 1, .hs = hs};
     int64_t min_ms = history_now_ms() - (int64_t)j->max_age_s * 1000;
     rc = hs->st->ops->range(hs->st, &c->ch, j->since.seq, c->ch.last_seq, min_ms, (uint32_t)count,

@@ -179,7 +179,7 @@ bool session_replay_holds(session *s, frame *f)
         }
         if (r->num_held == r->cap_held) {
             r->cap_held = r->cap_held ? r->cap_held * 2 : 16;
-            r->held = xrealloc(r->held, r->cap_held * sizeof(*r->held));
+            r->held = xrealloc(r->held, r->cap_held * sizeof(frame *));
         }
         r->held[r->num_held++] = frame_ref(f);
         r->held_bytes += f->len;
@@ -228,7 +228,7 @@ static void on_resumed(hub *h, const history_resumed *res)
     r->recovered = res->recovered && !r->overflow;
     r->upto = res->upto;
     if (r->recovered) {
-        r->replay = xcalloc(res->count ? res->count : 1, sizeof(*r->replay));
+        r->replay = xcalloc(res->count ? res->count : 1, sizeof(frame *));
         for (uint32_t i = 0; i < res->count; i++)
             r->replay[i] = frame_ref(res->frames[i]);
         r->num_replay = res->count;
