@@ -78,18 +78,9 @@ log() { echo "[history] $*" >&2; }
 HARK_BUILT="${HARK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' plus uncommitted changes in src/')}"
 
 # ---- the whole run is bounded -------------------------------------------
-T_START=$(date +%s)
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-MAIN_PID=$$
-(
-    end=$((T_START + MAX_SECONDS))
-    while kill -0 "$MAIN_PID" 2>/dev/null && (($(date +%s) < end)); do sleep 1; done
-    if kill -0 "$MAIN_PID" 2>/dev/null; then
-        log "time limit of ${MAX_SECONDS}s reached, stopping"
-        kill -TERM "$MAIN_PID"
-    fi
-) &
-WATCHDOG=$!
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_watchdog "$MAX_SECONDS"
 
 TMP="$(mktemp -d /tmp/hark-history.XXXXXX)"
 SRV_PID=""
@@ -112,21 +103,9 @@ NOTES="$RAW/notes"
 rm -f "$RAW"/*.log "$RAW"/*.out
 
 # ---- the load generator, built as bench/run.sh builds it ------------------
-mkdir -p build/bench
-lg_stale() { # the binary is missing or older than one of its sources
-    [[ -x "$LG" ]] || return 0
-    local f
-    for f in bench/loadgen/*.[ch]; do [[ "$f" -nt "$LG" ]] && return 0; done
-    return 1
-}
-if lg_stale; then
-    log "building $LG"
-    ${CC:-cc} -std=c17 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow \
-        bench/loadgen/*.c -o "$LG" -lcrypto -lm || exit 1
-fi
+bench_build_loadgen "$LG" || exit 1
 
 [[ -x "$HARK_BIN" ]] || { log "no $HARK_BIN (run make)"; exit 1; }
-soketi_installed() { [[ -f "$SOKETI_PEER_DIR/node_modules/@soketi/soketi/bin/server.js" ]]; }
 node_ok() { [[ -d tests/e2e/node_modules/ws ]] && command -v node > /dev/null; }
 
 # ---- start / stop -------------------------------------------------------

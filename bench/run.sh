@@ -47,19 +47,9 @@ LG="build/bench/loadgen"
 log() { echo "[bench] $*" >&2; }
 
 # ---- the whole run is bounded -------------------------------------------
-T_START=$(date +%s)
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-
-MAIN_PID=$$
-(
-    end=$((T_START + MAX_SECONDS))
-    while kill -0 "$MAIN_PID" 2>/dev/null && (($(date +%s) < end)); do sleep 1; done
-    if kill -0 "$MAIN_PID" 2>/dev/null; then
-        log "time limit of ${MAX_SECONDS}s reached, stopping"
-        kill -TERM "$MAIN_PID"
-    fi
-) &
-WATCHDOG=$!
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_watchdog "$MAX_SECONDS"
 
 TMP="$(mktemp -d /tmp/hark-bench.XXXXXX)"
 SRV_PID=""
@@ -89,21 +79,9 @@ get() { # get FIELD from the RESULT line of scenario $1, server $2
 if [[ -z "${BENCH_REPORT_FROM:-}" ]]; then
 
 # ---- build the load generator ------------------------------------------
-mkdir -p build/bench
-lg_stale() { # the binary is missing or older than one of its sources
-    [[ -x "$LG" ]] || return 0
-    local f
-    for f in bench/loadgen/*.[ch]; do [[ "$f" -nt "$LG" ]] && return 0; done
-    return 1
-}
-if lg_stale; then
-    log "building $LG"
-    ${CC:-cc} -std=c17 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow \
-        bench/loadgen/*.c -o "$LG" -lcrypto -lm || exit 1
-fi
+bench_build_loadgen "$LG" || exit 1
 
 # ---- which servers ------------------------------------------------------
-soketi_installed() { [[ -f "$SOKETI_PEER_DIR/node_modules/@soketi/soketi/bin/server.js" ]]; }
 ACTIVE=""
 for s in $SERVERS; do
     case "$s" in

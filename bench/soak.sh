@@ -61,18 +61,9 @@ HARK_BUILT="$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- 
     || { log "tests/e2e/node_modules is missing: run make test-deps (or npm ci in tests/e2e)"; exit 1; }
 
 # ---- the whole run is bounded -------------------------------------------
-T_START=$(date +%s)
-LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
-MAIN_PID=$$
-(
-    end=$((T_START + MAX_SECONDS))
-    while kill -0 "$MAIN_PID" 2>/dev/null && (($(date +%s) < end)); do sleep 1; done
-    if kill -0 "$MAIN_PID" 2>/dev/null; then
-        log "time limit of ${MAX_SECONDS}s reached, stopping"
-        kill -TERM "$MAIN_PID"
-    fi
-) &
-WATCHDOG=$!
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_watchdog "$MAX_SECONDS"
 
 TMP="$(mktemp -d /tmp/hark-soak.XXXXXX)"
 SRV_PID=""
@@ -118,7 +109,6 @@ wait_port() { # wait_port PORT SECONDS: something accepts connections
     return 1
 }
 
-soketi_installed() { [[ -f "$SOKETI_PEER_DIR/node_modules/@soketi/soketi/bin/server.js" ]]; }
 
 mkdir -p "$OUT"
 rm -f "$OUT"/rss*.csv "$OUT"/result-*.json "$OUT"/server-*.txt "$OUT"/*.log "$OUT/summary.md"

@@ -48,7 +48,7 @@ struct session {
     hub *hub;
     history *history;
     session_replay *replays; /* resumes in progress (pusher:subscribe with since), in order */
-    size_t replay_held;       /* bytes of live copies held back for them */
+    size_t replay_held;      /* bytes of live copies held back for them */
     bool attached;           /* sub is attached to a hub app */
     bool closed;             /* session_close was called: nothing more is sent */
     uint32_t rate_count;
