@@ -18,14 +18,13 @@
 //
 // Prints a human summary and one `RESULT key=value …` line (bench/history.sh
 // parses it). Bounded by --timeout seconds.
-import { createHash, createHmac } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import http from 'node:http';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { parseArgs as parseWith, rssKb, signedPoster } from './lib.mjs';
 
 function parseArgs(argv) {
-    const o = {
+    const defaults = {
         host: '127.0.0.1', port: 0, serverPid: 0, channels: 50000, warmup: 1000, restConns: 8, size: 64,
         dataDir: '', timeout: 300, label: 'hark', appId: 'app-id', key: 'app-key', secret: 'app-secret',
     };
@@ -34,28 +33,9 @@ function parseArgs(argv) {
         '--rest-conns': 'restConns', '--size': 'size', '--data-dir': 'dataDir', '--timeout': 'timeout',
         '--label': 'label', '--app-id': 'appId', '--key': 'key', '--secret': 'secret',
     };
-    const rest = [];
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        if (names[a]) {
-            if (i + 1 >= argv.length) usage(`${a} needs a value`);
-            const k = names[a];
-            o[k] = typeof o[k] === 'number' ? Number(argv[++i]) : argv[++i];
-            if (typeof o[k] === 'number' && !Number.isFinite(o[k])) usage(`${a}: not a number`);
-        } else if (a === '--help' || a === '-h') {
-            usage();
-        } else if (a.startsWith('--')) {
-            usage(`unknown option ${a}`);
-        } else {
-            rest.push(a);
-        }
-    }
-    if (rest.length !== 1) usage('PORT is required');
-    o.port = Number(rest[0]);
-    if (!(o.port > 0 && o.port < 65536)) usage('bad PORT');
+    const o = parseWith(argv, defaults, names, usage);
     if (!o.serverPid) usage('--server-pid is required');
     if (!(o.channels >= 10 && o.warmup >= 0 && o.restConns >= 1 && o.timeout > 0)) usage('bad counts');
-    if (!/^127\./.test(o.host)) usage('only 127.0.0.0/8 is accepted as a target');
     return o;
 }
 
@@ -72,11 +52,6 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const T0 = performance.now();
 const DEADLINE = T0 + O.timeout * 1000;
 
-function rssKb(pid) {
-    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-    return Number(m[1]);
-}
 
 // RSS once it stops moving: two readings 500 ms apart within 16 kB, at most 5 s.
 async function settledRss() {
@@ -96,27 +71,7 @@ function storeBytes() {
         .reduce((a, f) => a + statSync(join(O.dataDir, f)).size, 0);
 }
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: O.restConns });
-
-function post(path, body) {
-    const full = `/apps/${O.appId}${path}`;
-    const q = `auth_key=${O.key}&auth_timestamp=${Math.floor(Date.now() / 1000)}&auth_version=1.0`
-        + `&body_md5=${createHash('md5').update(body).digest('hex')}`;
-    const sig = createHmac('sha256', O.secret).update(`POST\n${full}\n${q}`).digest('hex');
-    return new Promise((resolve, reject) => {
-        const req = http.request({
-            host: O.host, port: O.port, method: 'POST', path: `${full}?${q}&auth_signature=${sig}`, agent,
-            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        }, (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
-            res.on('error', reject);
-        });
-        req.on('error', reject);
-        req.end(body);
-    });
-}
+const post = signedPoster(O);
 
 const DATA = JSON.stringify({ p: 'x'.repeat(Math.max(0, O.size - 10)) }); // about --size bytes
 
@@ -166,7 +121,7 @@ async function main() {
     const pubMs = pMid + (performance.now() - p1);
     const rss1 = await settledRss();
     const disk1 = storeBytes();
-    agent.destroy();
+    post.close();
     clearTimeout(guard);
 
     const per = ((rss1 - rss0) * 1024) / N;

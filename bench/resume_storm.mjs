@@ -24,11 +24,10 @@
 // Prints a human summary and one `RESULT key=value …` line (bench/history.sh
 // parses it). Exits 0 when every client recovered every event, 1 otherwise.
 // Everything runs to a deadline (--timeout seconds for the whole run).
-import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
+import { parseArgs as parseWith, rssKb, signedPoster } from './lib.mjs';
 
 const require = createRequire(new URL('../tests/e2e/package.json', import.meta.url));
 const WebSocket = require('ws');
@@ -36,7 +35,7 @@ const WebSocket = require('ws');
 // ---- options ----------------------------------------------------------------
 
 function parseArgs(argv) {
-    const o = {
+    const defaults = {
         host: '127.0.0.1', port: 0, clients: 1000, missed: 100, serverPid: 0, restConns: 8,
         size: 128, timeout: 120, label: 'hark', appId: 'app-id', key: 'app-key', secret: 'app-secret',
     };
@@ -45,27 +44,8 @@ function parseArgs(argv) {
         '--rest-conns': 'restConns', '--size': 'size', '--timeout': 'timeout', '--label': 'label',
         '--app-id': 'appId', '--key': 'key', '--secret': 'secret',
     };
-    const rest = [];
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        if (names[a]) {
-            if (i + 1 >= argv.length) usage(`${a} needs a value`);
-            const k = names[a];
-            o[k] = typeof o[k] === 'number' ? Number(argv[++i]) : argv[++i];
-            if (typeof o[k] === 'number' && !Number.isFinite(o[k])) usage(`${a}: not a number`);
-        } else if (a === '--help' || a === '-h') {
-            usage();
-        } else if (a.startsWith('--')) {
-            usage(`unknown option ${a}`);
-        } else {
-            rest.push(a);
-        }
-    }
-    if (rest.length !== 1) usage('PORT is required');
-    o.port = Number(rest[0]);
-    if (!(o.port > 0 && o.port < 65536)) usage('bad PORT');
+    const o = parseWith(argv, defaults, names, usage);
     if (!(o.clients >= 1 && o.missed >= 1 && o.restConns >= 1 && o.timeout > 0)) usage('bad counts');
-    if (!/^127\./.test(o.host)) usage('only 127.0.0.0/8 is accepted as a target');
     return o;
 }
 
@@ -92,13 +72,6 @@ function cpuSeconds(pid) { // utime + stime of the whole process (every thread)
     } catch { return null; }
 }
 
-function rssKb(pid) {
-    if (!pid) return null;
-    try {
-        const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-        return m ? Number(m[1]) : null;
-    } catch { return null; }
-}
 
 function machineTicks() { // [busy, total] jiffies of all cores
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
@@ -108,27 +81,7 @@ function machineTicks() { // [busy, total] jiffies of all cores
 
 // ---- signed REST (keep-alive) -------------------------------------------------
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: O.restConns });
-
-function post(path, body) {
-    const full = `/apps/${O.appId}${path}`;
-    const q = `auth_key=${O.key}&auth_timestamp=${Math.floor(Date.now() / 1000)}&auth_version=1.0`
-        + `&body_md5=${createHash('md5').update(body).digest('hex')}`;
-    const sig = createHmac('sha256', O.secret).update(`POST\n${full}\n${q}`).digest('hex');
-    return new Promise((resolve, reject) => {
-        const req = http.request({
-            host: O.host, port: O.port, method: 'POST', path: `${full}?${q}&auth_signature=${sig}`, agent,
-            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        }, (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
-            res.on('error', reject);
-        });
-        req.on('error', reject);
-        req.end(body);
-    });
-}
+const post = signedPoster(O);
 
 const pad = (s, size) => (s.length >= size ? s : s.slice(0, -1) + `,"p":"${'x'.repeat(Math.max(0, size - s.length - 7))}"}`);
 const dataOf = (seq) => pad(`{"seq":${seq}}`, O.size);
@@ -292,7 +245,7 @@ async function main() {
     await publish(ids, 1, O.missed + 1, deadline);
     const pubMs = performance.now() - p0;
     const srvCpuP1 = cpuSeconds(O.serverPid);
-    agent.destroy();
+    post.close();
     const pubEvents = O.clients * O.missed;
     say(`${O.label}: ${pubEvents} events in ${(pubMs / 1000).toFixed(2)} s (${Math.round(pubEvents / (pubMs / 1000))} events/s)`);
 
