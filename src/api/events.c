@@ -285,6 +285,28 @@ static void waiting_free(waiting_reply *wr)
     free(wr);
 }
 
+/* Completes wr's answer: "ids" (an object of the kept channels, or a list
+ * with null where nothing is kept), each from ids (NULL: nothing kept). */
+static void finish_answer(waiting_reply *wr, const char (*ids)[HISTORY_ID_MAX + 1])
+{
+    buf *out = &wr->head;
+    buf_append_str(out, wr->batch ? "\"ids\":[" : "\"ids\":{");
+    for (size_t i = 0; i < wr->n; i++) {
+        if (i)
+            buf_append_char(out, ',');
+        if (!wr->batch) {
+            buf_append_str(out, wr->names[i]);
+            buf_append_char(out, ':');
+        }
+        long k = wr->batch ? wr->slot[i] : (long)i;
+        if (k < 0 || !ids)
+            buf_append_str(out, "null");
+        else
+            json_write_string(out, ids[k], strlen(ids[k]));
+    }
+    buf_append_str(out, wr->batch ? "]}" : "}}");
+}
+
 static void on_published(hub *h, void *ctx, const history_published *res)
 {
     waiting_reply *wr = ctx;
@@ -296,32 +318,8 @@ static void on_published(hub *h, void *ctx, const history_published *res)
     if (!res->stored) {
         http_respond_error(c, 503, res->error);
     } else {
-        buf out = wr->head;
-        buf_init(&wr->head);
-        if (wr->batch) {
-            buf_append_str(&out, "\"ids\":[");
-            for (size_t i = 0; i < wr->n; i++) {
-                if (i)
-                    buf_append_char(&out, ',');
-                if (wr->slot[i] < 0)
-                    buf_append_str(&out, "null");
-                else
-                    json_write_string(&out, res->ids[wr->slot[i]], strlen(res->ids[wr->slot[i]]));
-            }
-            buf_append_str(&out, "]}");
-        } else {
-            buf_append_str(&out, "\"ids\":{");
-            for (size_t i = 0; i < wr->n; i++) {
-                if (i)
-                    buf_append_char(&out, ',');
-                buf_append_str(&out, wr->names[i]);
-                buf_append_char(&out, ':');
-                json_write_string(&out, res->ids[i], strlen(res->ids[i]));
-            }
-            buf_append_str(&out, "}}");
-        }
-        http_respond(c, 200, "application/json", out.data, out.len, NULL);
-        buf_free(&out);
+        finish_answer(wr, res->ids);
+        http_respond(c, 200, "application/json", wr->head.data, wr->head.len, NULL);
     }
     conn_reply_sent(c);
     waiting_free(wr);
@@ -332,12 +330,7 @@ static void on_published(hub *h, void *ctx, const history_published *res)
 static void answer(api_request *r, waiting_reply *wr, kept_list *kept)
 {
     if (kept->n == 0) {
-        buf_append_str(&wr->head, wr->batch ? "\"ids\":[" : "\"ids\":{}}");
-        if (wr->batch) {
-            for (size_t i = 0; i < wr->n; i++)
-                buf_append_str(&wr->head, i ? ",null" : "null");
-            buf_append_str(&wr->head, "]}");
-        }
+        finish_answer(wr, NULL);
         api_reply_json(r, &wr->head);
         waiting_free(wr);
         return;
