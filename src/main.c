@@ -38,6 +38,7 @@ typedef struct wiring {
 } wiring;
 
 #define CHANNEL_SWEEP_EVERY 40 /* sweeps: expired cache channels every ~10 s */
+#define TYPING_SWEEP_EVERY 4   /* sweeps: typing states past their ttl every ~1 s */
 
 /* Webhooks observe the hub: its first seven kinds are webhook kinds. */
 static void webhook_observer(void *ctx, const hk_app *app, const hub_event *ev)
@@ -100,6 +101,8 @@ static void worker_sweep(void *data, uint32_t worker_id, uint32_t sweeps)
 {
     if (worker_id == 1 && sweeps % CHANNEL_SWEEP_EVERY == 0)
         hub_sweep(((worker_services *)data)->hub);
+    if (worker_id == 1 && sweeps % TYPING_SWEEP_EVERY == 0)
+        hub_typing_expire(((worker_services *)data)->hub);
 }
 
 /* Before the hubs go: the history thread finishes what is queued (its

@@ -29,6 +29,10 @@ void api_channel(api_request *r, const char *name, size_t len);
 void api_channel_users(api_request *r, const char *name, size_t len);
 void api_terminate_user(api_request *r, const char *user_id, size_t len);
 void api_channel_events(api_request *r, const char *name, size_t len);
+void api_users_online(api_request *r);
+void api_user(api_request *r, const char *user_id, size_t len);
+void api_user_read(api_request *r, const char *user_id, size_t len);
+void api_user_unread(api_request *r, const char *user_id, size_t len);
 
 /* Helpers. */
 void api_reply_json(api_request *r, const buf *body);

@@ -1,5 +1,5 @@
 /* GET /apps/{id}/channels, /channels/{name}, /channels/{name}/users
- * (spec §8.5–8.7) and POST /users/{id}/terminate_connections. */
+ * (spec §8.5–8.7). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,22 +150,3 @@ void api_channel_users(api_request *r, const char *raw, size_t raw_len)
     buf_free(&out);
 }
 
-void api_terminate_user(api_request *r, const char *raw, size_t raw_len)
-{
-    char id[3 * USER_ID_MAX_LENGTH + 1]; /* any valid id, however escaped */
-    if (raw_len >= sizeof(id)) {
-        api_error(r, 400, "User id too long");
-        return;
-    }
-    long n = http_percent_decode(raw, raw_len, id, false);
-    if (n < 0 || !user_id_valid(id, (size_t)n)) {
-        api_error(r, 400, "Invalid user id");
-        return;
-    }
-    hub_terminate_user(r->hub, id, (size_t)n);
-    buf out;
-    buf_init(&out);
-    buf_append_str(&out, "{}");
-    api_reply_json(r, &out);
-    buf_free(&out);
-}

@@ -30,8 +30,10 @@ typedef struct publish_item {
     size_t num_channels;
     const char *fixed[MAX_CHANNELS_HARD];
     size_t fixed_lens[MAX_CHANNELS_HARD];
-    char **user_channels; /* "users": each user's #server-to-user- channel, owned */
-    char except[32];      /* socket id, "" for none */
+    char **user_channels;                /* "users": each user's #server-to-user- channel, owned */
+    char except[32];                     /* socket id, "" for none */
+    char author[USER_ID_MAX_LENGTH + 1]; /* user_id, "" for none */
+    size_t author_len;
     api_info info;
     bool has_info;
 } publish_item;
@@ -196,6 +198,22 @@ static bool parse_item(api_request *r, json_t *obj, publish_item *it, bool singl
         }
         snprintf(it->except, sizeof(it->except), "%s", json_string_value(socket_id));
     }
+    json_t *user_id = json_object_get(obj, "user_id");
+    if (user_id && !json_is_null(user_id)) {
+        if (!json_is_string(user_id) ||
+            !user_id_valid(json_string_value(user_id), json_string_length(user_id))) {
+            api_error(r, 400,
+                      "%suser_id: must be a user id (1-%d characters of [A-Za-z0-9_-=@,.;])", where,
+                      USER_ID_MAX_LENGTH);
+            return false;
+        }
+        it->author_len = json_string_length(user_id);
+        memcpy(it->author, json_string_value(user_id), it->author_len);
+    } else if (it->except[0]) {
+        /* "broadcast to others" from a signed-in connection: its user wrote it */
+        it->author_len = directory_socket_user(r->hub->hub->dir, r->hub->index, it->except,
+                                               strlen(it->except), it->author, sizeof(it->author));
+    }
     json_t *info = json_object_get(obj, "info");
     if (json_is_string(info)) {
         it->info = api_parse_info(json_string_value(info), json_string_length(info));
@@ -245,6 +263,8 @@ static void publish(api_request *r, const publish_item *it, kept_list *kept, lon
                 .data_json = kept->data[kept->n],
                 .data_len = strlen(kept->data[kept->n]),
                 .except_socket_id = it->except[0] ? it->except : NULL,
+                .user_id = it->author_len ? it->author : NULL,
+                .user_id_len = it->author_len,
             };
             if (slot)
                 slot[i] = (long)kept->n;
@@ -256,7 +276,8 @@ static void publish(api_request *r, const publish_item *it, kept_list *kept, lon
         buf b; /* encoded straight into the frame every subscriber shares */
         frame_buf_init(&b);
         buf_reserve(&b, it->data_len + cl + it->name_len + 64);
-        pusher_encode_string_data(&b, it->name, it->name_len, channel, cl, it->data, it->data_len);
+        pusher_encode_published(&b, it->name, it->name_len, channel, cl, it->data, it->data_len,
+                                it->author_len ? it->author : NULL, it->author_len);
         frame *f = frame_buf_take(&b);
         hub_publish(r->hub, channel, cl, f, it->except[0] ? it->except : NULL);
         frame_unref(f);

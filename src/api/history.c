@@ -71,8 +71,8 @@ void api_channel_events(api_request *r, const char *raw, size_t raw_len)
     }
     if (nl >= 0) {
         char *end;
-        long v = strtol(limit_s, &end, 10);
-        if (nl == 0 || *end || v < 1 || v > PAGE_MAX) {
+        long v = limit_s[0] >= '0' && limit_s[0] <= '9' ? strtol(limit_s, &end, 10) : 0;
+        if (v == 0 || *end || v < 1 || v > PAGE_MAX) {
             api_error(r, 400, "limit: must be an integer 1-%d", PAGE_MAX);
             return;
         }

@@ -242,6 +242,30 @@ void api_handle(conn *c, const http_request *req, const char *body, size_t body_
             api_channel_events(&r, s2, l2);
             return;
         }
+    } else if (h1 && !h2 && seg_is(s1, l1, "users")) {
+        want = "GET";
+        if (method_is(req, want)) {
+            api_users_online(&r);
+            return;
+        }
+    } else if (h2 && !h3 && seg_is(s1, l1, "users") && l2 > 0) {
+        want = "GET";
+        if (method_is(req, want)) {
+            api_user(&r, s2, l2);
+            return;
+        }
+    } else if (h3 && !more && seg_is(s1, l1, "users") && seg_is(s3, l3, "read") && l2 > 0) {
+        want = "POST";
+        if (method_is(req, want)) {
+            api_user_read(&r, s2, l2);
+            return;
+        }
+    } else if (h3 && !more && seg_is(s1, l1, "users") && seg_is(s3, l3, "unread") && l2 > 0) {
+        want = "GET";
+        if (method_is(req, want)) {
+            api_user_unread(&r, s2, l2);
+            return;
+        }
     } else if (h3 && !more && seg_is(s1, l1, "users") && seg_is(s3, l3, "terminate_connections") &&
                l2 > 0) {
         want = "POST";

@@ -107,6 +107,8 @@ const cfg_opt config_app_opts[] = {
     APP("user_authentication_timeout", OPT_INT, ST_U32, user_authentication_timeout, 1, 86400),
     APP("max_replay", OPT_INT, ST_U32, max_replay, 0, 1000000),
     APP("max_users_per_event", OPT_INT, ST_U32, max_users_per_event, 1, 1000000),
+    APP("typing_throttle_ms", OPT_INT, ST_U32, typing_throttle_ms, 0, 3600000),
+    APP("typing_ttl_ms", OPT_INT, ST_U32, typing_ttl_ms, 100, 3600000),
 };
 const size_t config_app_nopts = sizeof config_app_opts / sizeof config_app_opts[0];
 
@@ -355,6 +357,8 @@ void config_app_defaults(hk_app *app)
         .user_authentication_timeout = 30,
         .max_replay = 1000,
         .max_users_per_event = 1000,
+        .typing_throttle_ms = 2000,
+        .typing_ttl_ms = 6000,
     };
 }
 

@@ -90,6 +90,8 @@ typedef struct hk_app {
     size_t num_history_rules;
     uint32_t max_replay;          /* most events a resume replays (1000) */
     uint32_t max_users_per_event; /* "users" of one trigger (1000) */
+    uint32_t typing_throttle_ms;  /* hark:typing renewals relayed at most this often (2000) */
+    uint32_t typing_ttl_ms;       /* typing ends without a renewal this long (6000) */
 } hk_app;
 
 typedef struct hk_config {

@@ -44,6 +44,8 @@ void job_free(job *j)
     free(j->events);
     free(j->ids);
     free(j->channel);
+    free(j->user);
+    free(j->names_json);
     for (size_t i = 0; i < j->num_frames; i++)
         frame_unref(j->frames[i]);
     free(j->frames);
@@ -289,12 +291,26 @@ static void run_batch(history *hs, job *batch)
     store *st = hs->st;
     int rc = st->ops->begin(st);
     for (job *j = batch; j && rc == 0; j = j->next) {
-        if (j->kind == JOB_PUBLISH)
+        switch (j->kind) {
+        case JOB_PUBLISH:
             rc = write_events(hs, j);
-        else if (j->kind == JOB_RESUME)
+            break;
+        case JOB_RESUME:
             history_run_resume(hs, j);
-        else
+            break;
+        case JOB_PAGE:
             history_run_page(hs, j);
+            break;
+        case JOB_READ:
+            rc = history_run_read(hs, j);
+            break;
+        case JOB_NOTE:
+            rc = history_run_note(hs, j);
+            break;
+        case JOB_UNREAD:
+            history_run_unread(hs, j);
+            break;
+        }
     }
     if (rc == 0)
         rc = trim_by_count(hs);
@@ -315,12 +331,27 @@ static void run_batch(history *hs, job *batch)
     for (job *j = batch; j; j = next) {
         next = j->next;
         j->next = NULL;
-        if (j->kind == JOB_PUBLISH)
+        switch (j->kind) {
+        case JOB_PUBLISH:
             deliver_published(j);
-        else if (j->kind == JOB_RESUME)
+            break;
+        case JOB_RESUME:
             history_answer_resume(j);
-        else
+            break;
+        case JOB_PAGE:
             history_answer_page(j);
+            break;
+        case JOB_READ:
+            history_answer_read(j);
+            break;
+        case JOB_NOTE:
+            atomic_fetch_sub(&hs->notes_queued, 1);
+            job_free(j);
+            break;
+        case JOB_UNREAD:
+            history_answer_unread(j);
+            break;
+        }
     }
 }
 
@@ -450,7 +481,9 @@ history_stats history_get_stats(history *hs)
 {
     return (history_stats){.events_stored = atomic_load(&hs->events_stored),
                            .write_failures = atomic_load(&hs->write_failures),
-                           .replay_bytes = atomic_load(&hs->replay_bytes)};
+                           .replay_bytes = atomic_load(&hs->replay_bytes),
+                           .unread_statements = atomic_load(&hs->st->unread_statements),
+                           .notes_dropped = atomic_load(&hs->notes_dropped)};
 }
 
 void history_stop(history *hs)

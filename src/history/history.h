@@ -107,9 +107,11 @@ void history_resume(history *hs, hub *from, size_t app, const char *channel, siz
 
 /* For /metrics (any thread). */
 typedef struct history_stats {
-    uint64_t events_stored;  /* counter */
-    uint64_t write_failures; /* batches rolled back */
-    uint64_t replay_bytes;   /* gauge: answers held by sessions (HISTORY_REPLAY_BUDGET) */
+    uint64_t events_stored;     /* counter */
+    uint64_t write_failures;    /* batches rolled back */
+    uint64_t replay_bytes;      /* gauge: answers held by sessions (HISTORY_REPLAY_BUDGET) */
+    uint64_t unread_statements; /* store statements run for unread counts */
+    uint64_t notes_dropped;     /* "was subscribed" notes over HISTORY_NOTES_MAX */
 } history_stats;
 history_stats history_get_stats(history *hs);
 
@@ -140,5 +142,48 @@ typedef void (*history_page_fn)(hub *h, void *ctx, const history_page *r);
 bool history_page_get(history *hs, hub *from, size_t app, const char *channel, size_t len,
                       const history_page_query *q, history_page_fn done, void *ctx, char *err,
                       size_t cap);
+
+/* --- read state (history_read_state.c) ------------------------------------------ */
+
+typedef struct history_read_result {
+    int status;        /* 200, 400 (the id is refused), 503 */
+    const char *error; /* when not 200 */
+    bool moved;        /* 200: the cursor moved (the receipt went out) */
+} history_read_result;
+typedef void (*history_read_fn)(hub *h, void *ctx, const history_read_result *r);
+
+/* Moves user's read cursor on a kept channel to id (NULL: the newest
+ * event; none: nothing happens) when that is forward. A malformed id, or
+ * one of another channel, is refused at once (false, why in err). Else it
+ * is queued; after the commit, when the cursor moved, every subscriber
+ * but except_socket_id gets {"event":"hark:read","channel",
+ * "data":"{\"user_id\",\"id\"}"}, then done runs on from's thread. */
+bool history_mark_read(history *hs, hub *from, size_t app, const char *user, size_t user_len,
+                       const char *channel, size_t channel_len, const char *id, size_t id_len,
+                       const char *except_socket_id, history_read_fn done, void *ctx, char *err,
+                       size_t cap);
+
+/* Remembers (durably, without an answer) that user was subscribed to a
+ * kept channel while signed in: it counts among the user's channels for
+ * unread. At most HISTORY_NOTES_MAX wait at once; more are dropped and
+ * counted (history_stats). */
+#define HISTORY_NOTES_MAX 65536
+void history_note_member(history *hs, size_t app, const char *user, size_t user_len,
+                         const char *channel, size_t channel_len);
+
+typedef struct history_unread_result {
+    int status; /* 200 or 503 */
+    const char *error;
+    const buf *json; /* 200: {"channels":{"<name>":{"unread","last_id","read_id"}}} */
+} history_unread_result;
+typedef void (*history_unread_fn)(hub *h, void *ctx, const history_unread_result *r);
+
+/* user's unread counts on the given (valid) channels, or, with
+ * num_channels 0 and channels NULL, on the user's channels and its
+ * #server-to-user- channel; one store statement. done runs on from's
+ * thread. */
+void history_unread(history *hs, hub *from, size_t app, const char *user, size_t user_len,
+                    const char *const *channels, const size_t *channel_lens, size_t num_channels,
+                    history_unread_fn done, void *ctx);
 
 #endif

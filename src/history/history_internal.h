@@ -32,7 +32,7 @@ const char *history_id_check(const char *s, size_t len, const char *app_id, cons
 
 /* --- jobs --- */
 
-enum job_kind { JOB_PUBLISH, JOB_RESUME, JOB_PAGE };
+enum job_kind { JOB_PUBLISH, JOB_RESUME, JOB_PAGE, JOB_READ, JOB_NOTE, JOB_UNREAD };
 
 typedef struct job_event {
     char *channel, *event, *data, *user_id; /* user_id may be NULL */
@@ -75,6 +75,15 @@ typedef struct job {
     const char *error; /* static text, or in message */
     char message[200];
     buf json;
+    /* JOB_READ, JOB_NOTE, JOB_UNREAD */
+    char *user;
+    size_t user_len;
+    bool has_id; /* JOB_READ: since holds the id; else the newest */
+    bool moved;
+    char read_id[HISTORY_ID_MAX + 1];
+    char *names_json; /* JOB_UNREAD: the channels asked, NULL: the user's */
+    history_read_fn read_done;
+    history_unread_fn unread_done;
 } job;
 
 /* A channel the thread knows: its store row and its rule. */
@@ -100,7 +109,8 @@ struct history {
     size_t num_touched, cap_touched;
     int64_t trim_cursor;
     _Atomic size_t replay_bytes; /* HISTORY_REPLAY_BUDGET: held by sessions */
-    _Atomic uint64_t events_stored, write_failures;
+    _Atomic uint64_t events_stored, write_failures, notes_dropped;
+    _Atomic size_t notes_queued; /* JOB_NOTE waiting (HISTORY_NOTES_MAX) */
     uint64_t next_trim_ms;
 };
 
@@ -119,5 +129,12 @@ void history_run_page(history *hs, job *j);
 /* After the commit: answer on the requester's thread. */
 void history_answer_resume(job *j);
 void history_answer_page(job *j);
+
+/* history_read_state.c: run inside the batch's transaction; answered after. */
+int history_run_read(history *hs, job *j);
+int history_run_note(history *hs, job *j);
+void history_run_unread(history *hs, job *j);
+void history_answer_read(job *j);
+void history_answer_unread(job *j);
 
 #endif

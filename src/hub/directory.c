@@ -5,50 +5,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "hub/directory_internal.h"
 #include "util/json_write.h"
 #include "util/strmap.h"
 #include "util/xalloc.h"
 
-typedef struct dir_member {
-    uint32_t workers; /* workers with at least one connection of this user */
-    uint32_t id_len;
-    char *info;
-    size_t info_len;
-    char id[];
-} dir_member;
-
-typedef struct dir_channel {
-    uint32_t subs;
-    uint64_t workers; /* bit i: worker (peer) i has a subscriber here */
-    channel_kind kind;
-    strmap members;
-    frame *cached;
-    uint64_t cached_until_ms;
-    uint32_t name_len;
-    char name[];
-} dir_channel;
-
-typedef struct dir_user {
-    uint32_t conns;
-    uint32_t id_len;
-    char id[];
-} dir_user;
-
-typedef struct dir_app {
-    strmap channels;
-    size_t occupied; /* channels with subs > 0 */
-    strmap users;
-    atomic_long connections;
-    /* Each app has its own lock: apps never wait for one another. */
-    pthread_mutex_t lock;
-} dir_app;
-
-struct directory {
-    dir_app *apps;
-    size_t num_apps;
-};
-
-static uint64_t now_ms(void)
+uint64_t directory_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -62,7 +24,7 @@ directory *directory_new(const hk_config *cfg)
     d->apps = xcalloc(cfg->num_apps ? cfg->num_apps : 1, sizeof(*d->apps));
     for (size_t i = 0; i < d->num_apps; i++) {
         strmap_init(&d->apps[i].channels);
-        strmap_init(&d->apps[i].users);
+        directory_users_init(&d->apps[i]);
         atomic_init(&d->apps[i].connections, 0);
         pthread_mutex_init(&d->apps[i].lock, NULL);
     }
@@ -93,11 +55,8 @@ void directory_free(directory *d)
         for (size_t i = 0; i < app->channels.cap; i++)
             if (app->channels.slots[i].key)
                 channel_free(app->channels.slots[i].value);
-        for (size_t i = 0; i < app->users.cap; i++)
-            if (app->users.slots[i].key)
-                free(app->users.slots[i].value);
         strmap_free(&app->channels);
-        strmap_free(&app->users);
+        directory_users_free(app);
         pthread_mutex_destroy(&app->lock);
     }
     free(d->apps);
@@ -187,7 +146,7 @@ dir_subscribe_result directory_subscribe(directory *d, size_t app_idx, const cha
 {
     dir_subscribe_result r = {0};
     dir_app *app = &d->apps[app_idx];
-    uint64_t now = now_ms();
+    uint64_t now = directory_now_ms();
     pthread_mutex_lock(&app->lock);
     dir_channel *ch = channel_get(app, name, len, kind, true);
     if (member) {
@@ -246,7 +205,7 @@ uint32_t directory_unsubscribe(directory *d, size_t app_idx, const char *name, s
             app->occupied--;
         ch->workers &= ~worker_bit;
         total = ch->subs;
-        channel_release(app, ch, now_ms());
+        channel_release(app, ch, directory_now_ms());
     }
     pthread_mutex_unlock(&app->lock);
     return total;
@@ -271,8 +230,8 @@ void directory_cache_store(directory *d, size_t app_idx, const char *name, size_
     if (ch->cached)
         frame_unref(ch->cached);
     ch->cached = frame_ref(f);
-    ch->cached_until_ms = now_ms() + (uint64_t)ttl_s * 1000u;
-    channel_release(app, ch, now_ms());
+    ch->cached_until_ms = directory_now_ms() + (uint64_t)ttl_s * 1000u;
+    channel_release(app, ch, directory_now_ms());
     pthread_mutex_unlock(&app->lock);
 }
 
@@ -280,7 +239,7 @@ dir_channel_info directory_channel_info(directory *d, size_t app_idx, const char
 {
     dir_channel_info info = {0};
     dir_app *app = &d->apps[app_idx];
-    uint64_t now = now_ms();
+    uint64_t now = directory_now_ms();
     pthread_mutex_lock(&app->lock);
     dir_channel *ch = channel_get(app, name, len, (channel_kind){0}, false);
     if (ch) {
@@ -355,36 +314,9 @@ void directory_presence_state(directory *d, size_t app_idx, const char *name, si
     pthread_mutex_unlock(&app->lock);
 }
 
-uint32_t directory_user_online(directory *d, size_t app_idx, const char *id, size_t len, int delta)
-{
-    dir_app *app = &d->apps[app_idx];
-    pthread_mutex_lock(&app->lock);
-    dir_user *u = strmap_get(&app->users, id, len);
-    if (!u && delta > 0) {
-        u = xcalloc(1, sizeof(*u) + len + 1);
-        u->id_len = (uint32_t)len;
-        memcpy(u->id, id, len);
-        strmap_put(&app->users, u->id, len, u);
-    }
-    uint32_t n = 0;
-    if (u) {
-        if (delta < 0 && u->conns < (uint32_t)-delta)
-            u->conns = 0;
-        else
-            u->conns = (uint32_t)((int64_t)u->conns + delta);
-        n = u->conns;
-        if (n == 0) {
-            strmap_remove(&app->users, u->id, u->id_len);
-            free(u);
-        }
-    }
-    pthread_mutex_unlock(&app->lock);
-    return n;
-}
-
 void directory_sweep(directory *d)
 {
-    uint64_t now = now_ms();
+    uint64_t now = directory_now_ms();
     for (size_t a = 0; a < d->num_apps; a++) {
         dir_app *app = &d->apps[a];
         pthread_mutex_lock(&app->lock);

@@ -94,9 +94,50 @@ void directory_list_users(directory *d, size_t app, const char *name, size_t len
 /* Appends a presence channel's {"presence":{ids,hash,count}}. */
 void directory_presence_state(directory *d, size_t app, const char *name, size_t len, buf *out);
 
-/* Signed-in connections of a user across workers: adds delta and returns
- * the new count. */
-uint32_t directory_user_online(directory *d, size_t app, const char *id, size_t len, int delta);
+/* --- users (directory_users.c) --- */
+
+/* Signed-in connections of a user across workers: delta +1 when the
+ * connection socket_id signs in, -1 when it ends, 0 only asks (socket_id
+ * may then be NULL). Returns the new count. */
+uint32_t directory_user_online(directory *d, size_t app, const char *id, size_t len, int delta,
+                               const char *socket_id);
+/* Whom the connection socket_id (any worker) is signed in as: the id is
+ * copied into out, NUL-terminated; returns its length, 0 when not signed
+ * in (or unknown). */
+size_t directory_socket_user(directory *d, size_t app, const char *socket_id, size_t socket_id_len,
+                             char *out, size_t cap);
+/* One page of the users signed in now, in byte order of their ids, those
+ * after `after` (after_len 0: from the first): appends
+ * {"id":…,"connections":N} items, comma separated, to out. Returns true
+ * when more users follow; the page's last id is then in *last. */
+bool directory_online_page(directory *d, size_t app, const char *after, size_t after_len,
+                           uint32_t limit, buf *out, buf *last);
+
+/* Who is typing, per channel and user, across workers. */
+enum dir_typing_relay {
+    DIR_TYPING_QUIET = 0, /* relay nothing (throttled, or not typing) */
+    DIR_TYPING_START,     /* relay typing:true */
+    DIR_TYPING_STOP,      /* relay typing:false */
+};
+typedef struct dir_typing_signal {
+    const char *channel;
+    size_t channel_len;
+    const char *user_id;
+    size_t user_id_len;
+    const char *socket_id; /* the connection that sent it */
+    bool typing;
+    uint32_t throttle_ms, ttl_ms;
+} dir_typing_signal;
+enum dir_typing_relay directory_typing(directory *d, size_t app, const dir_typing_signal *sig);
+/* The subscription of socket_id to channel ended: true when it was the
+ * connection that last said its user is typing there (the state ends:
+ * relay typing:false). */
+bool directory_typing_left(directory *d, size_t app, const char *channel, size_t channel_len,
+                           const char *user_id, size_t user_id_len, const char *socket_id);
+/* Removes the typing states past their time to live; returns them as
+ * "<channel>\n<user>" strings (each and the array are the caller's to
+ * free), *n of them. */
+char **directory_typing_expired(directory *d, size_t app, size_t *n);
 
 /* Forgets channels with no subscription and no live cached event. */
 void directory_sweep(directory *d);

@@ -46,6 +46,7 @@ typedef struct subscriber_ops {
 typedef struct sub_slot {
     hub_channel *channel;
     uint32_t pos;
+    bool typing;        /* this connection last said its user is typing here */
     hub_member *member; /* presence channels */
 } sub_slot;
 
@@ -264,5 +265,16 @@ void hub_publish_posted(hub *any, size_t app, const char *name, size_t len, fram
 
 /* Frees vacant channels whose cached event has expired (directory). */
 void hub_sweep(hub *h);
+
+/* --- typing (hub_typing.c) --- */
+
+/* s (signed in) says its user is typing, or stopped, on its subscription
+ * slot: the channel's other users hear {"user_id","typing"} as hark:typing
+ * when that changes what they know (first start, a renewal after the
+ * app's typing_throttle_ms, a stop). Never stored. */
+void hub_typing(subscriber *s, sub_slot *slot, bool typing);
+/* Ends the typing states past the app's typing_ttl_ms (hark:typing false
+ * to their channels); once a second from one worker. */
+void hub_typing_expire(hub *h);
 
 #endif

@@ -247,6 +247,8 @@ void hub_unsubscribe_slot(subscriber *s, uint32_t i)
 
     /* The channel and the member are freed last: their names are what the
      * directory and the events below are told, whole. */
+    if (slot.typing)
+        hub_typing_left(s, &slot);
     hub_member *gone = NULL;
     if (slot.member && --slot.member->conns == 0) {
         gone = slot.member;

@@ -85,8 +85,12 @@ void hub_group_send_except_id(hub_app *app, uint8_t kind, const char *name, size
     hub *self = app->hub;
     /* A publish goes only to workers with a subscriber to the channel. */
     uint64_t interested = ~0ull;
-    if (kind == MSG_PUBLISH && self->num_peers > 1 && hub_worker_bit(self))
-        interested = directory_interest(self->dir, app->index, name, len);
+    if ((kind == MSG_PUBLISH || kind == MSG_PUBLISH_OTHERS) && self->num_peers > 1 &&
+        hub_worker_bit(self)) {
+        const char *nl = kind == MSG_PUBLISH_OTHERS ? memchr(name, '\n', len) : NULL;
+        interested =
+            directory_interest(self->dir, app->index, name, nl ? (size_t)(nl - name) : len);
+    }
     for (size_t i = 0; i < self->num_peers; i++) {
         if (self->peers[i] == self || !(interested >> i & 1))
             continue;
@@ -149,6 +153,18 @@ void hub_local_deliver(hub *h, uint8_t kind, size_t app_idx, const char *name, s
         hub_channel *ch = hub_channel_find(app, name, len);
         if (ch)
             hub_broadcast(ch, f, except);
+        return;
+    }
+    if (kind == MSG_PUBLISH_OTHERS) {
+        const char *nl = memchr(name, '\n', len);
+        size_t channel_len = nl ? (size_t)(nl - name) : len;
+        hub_channel *ch = hub_channel_find(app, name, channel_len);
+        const hub_user *skip = nl ? hub_user_find(app, nl + 1, len - channel_len - 1) : NULL;
+        for (uint32_t i = 0; ch && i < ch->num_subs; i++) {
+            subscriber *s = ch->subs[i].sub;
+            if (s != except && (!skip || s->user != skip))
+                s->ops->send(s, f);
+        }
         return;
     }
     hub_user *u = hub_user_find(app, name, len);

@@ -15,7 +15,9 @@ enum hub_msg_kind {
     MSG_TERMINATE_USER, /* close connections signed in as name with 4009 */
     MSG_USER_ONLINE,    /* tell watchers of name */
     MSG_USER_OFFLINE,
-    MSG_CALL, /* run call(arg) */
+    MSG_CALL,           /* run call(arg) */
+    MSG_PUBLISH_OTHERS, /* fan f out on a channel but not to a user: name is
+                         * "<channel>\n<user>" */
 };
 
 /* hub.c */
@@ -47,6 +49,9 @@ void hub_msg_free(hub_msg *m);
 void hub_channel_free(hub_channel *ch);
 /* Removes subscription i of s, with its presence and webhook effects. */
 void hub_unsubscribe_slot(subscriber *s, uint32_t i);
+
+/* hub_typing.c: the subscription of s in slot ends. */
+void hub_typing_left(subscriber *s, const sub_slot *slot);
 
 /* hub_users.c */
 void hub_user_release(hub_app *app, hub_user *u);

@@ -115,7 +115,7 @@ bool hub_signin(subscriber *s, const char *user_id, size_t len, const char *cons
     hub_user *u = user_get_or_create(app, user_id, len);
     push_sub(&u->conns, &u->num_conns, &u->conns_cap, s);
     s->user = u;
-    if (directory_user_online(h->dir, app->index, user_id, len, 1) == 1)
+    if (directory_user_online(h->dir, app->index, user_id, len, 1, s->socket_id) == 1)
         hub_group_send(app, MSG_USER_ONLINE, user_id, len, NULL, NULL);
 
     if (num_watch == 0)
@@ -133,7 +133,7 @@ bool hub_signin(subscriber *s, const char *user_id, size_t len, const char *cons
             continue;
         s->watching[s->num_watching++] = w;
         push_sub(&w->watchers, &w->num_watchers, &w->watchers_cap, s);
-        bool is_online = directory_user_online(h->dir, app->index, w->id, w->id_len, 0) > 0;
+        bool is_online = directory_user_online(h->dir, app->index, w->id, w->id_len, 0, NULL) > 0;
         buf *list = is_online ? &online : &offline;
         if (list->len)
             buf_append_char(list, ',');
@@ -161,7 +161,7 @@ void hub_user_detach(subscriber *s)
         s->user = NULL;
         /* Watchers here hear of it while u (and its id) still exists;
          * released after, it is freed unless someone still watches it. */
-        if (directory_user_online(app->hub->dir, app->index, u->id, u->id_len, -1) == 0)
+        if (directory_user_online(app->hub->dir, app->index, u->id, u->id_len, -1, s->socket_id) == 0)
             hub_group_send(app, MSG_USER_OFFLINE, u->id, u->id_len, NULL, NULL);
         hub_user_release(app, u);
     }

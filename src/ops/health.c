@@ -79,9 +79,14 @@ static void metrics(conn *c)
                    "hark_history_events_stored_total %llu\n"
                    "# TYPE hark_history_write_failures_total counter\n"
                    "hark_history_write_failures_total %llu\n"
-                   "# TYPE hark_history_replay_bytes gauge\nhark_history_replay_bytes %llu\n",
+                   "# TYPE hark_history_replay_bytes gauge\nhark_history_replay_bytes %llu\n"
+                   "# TYPE hark_history_unread_statements_total counter\n"
+                   "hark_history_unread_statements_total %llu\n"
+                   "# TYPE hark_history_notes_dropped_total counter\n"
+                   "hark_history_notes_dropped_total %llu\n",
                    (unsigned long long)hst.events_stored, (unsigned long long)hst.write_failures,
-                   (unsigned long long)hst.replay_bytes);
+                   (unsigned long long)hst.replay_bytes, (unsigned long long)hst.unread_statements,
+                   (unsigned long long)hst.notes_dropped);
     }
     hub *h = services->hub;
     for (size_t i = 0; i < h->num_apps; i++) {

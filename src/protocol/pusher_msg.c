@@ -151,6 +151,19 @@ void pusher_encode_string_data(buf *out, const char *event, size_t event_len, co
     buf_append_char(out, '}');
 }
 
+void pusher_encode_published(buf *out, const char *event, size_t event_len, const char *channel,
+                             size_t channel_len, const char *data_str, size_t data_len,
+                             const char *user_id, size_t user_id_len)
+{
+    begin(out, event, event_len);
+    buf_append_str(out, ",\"data\":");
+    json_write_string(out, data_str, data_len);
+    add_key_str(out, "\"channel\":", channel, channel_len);
+    if (user_id)
+        add_key_str(out, "\"user_id\":", user_id, user_id_len);
+    buf_append_char(out, '}');
+}
+
 void pusher_encode_raw_data(buf *out, const char *event, size_t event_len, const char *channel,
                             size_t channel_len, const char *data_json, size_t data_len,
                             const char *user_id, size_t user_id_len)

@@ -46,6 +46,12 @@ const char *pusher_msg_data_string(const pusher_msg *m, const char *key, size_t 
 void pusher_encode_string_data(buf *out, const char *event, size_t event_len, const char *channel,
                                size_t channel_len, const char *data_str, size_t data_len);
 
+/* A published event: {"event":E,"data":"<data as a JSON string>",
+ * "channel":C[,"user_id":U]}; user_id may be NULL (no key). */
+void pusher_encode_published(buf *out, const char *event, size_t event_len, const char *channel,
+                             size_t channel_len, const char *data_str, size_t data_len,
+                             const char *user_id, size_t user_id_len);
+
 /* {"event":E,"data":<raw JSON>,"channel":C[,"user_id":U]}; data_json is
  * copied verbatim (NULL → no data key); channel and user_id may be NULL
  * (no key). */

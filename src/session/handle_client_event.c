@@ -67,11 +67,13 @@ void handle_client_event(session *s, const pusher_msg *m, uint64_t now_ms)
      * receiver fail the connection with 1007). The decoder refuses NUL in
      * strings, so observers may also read it as a C string. */
     const char *event = m->event;
+    /* the author: the presence member, else the connection's sign-in */
+    const char *author = slot->member ? slot->member->id : s->sub.user ? s->sub.user->id : NULL;
+    size_t author_len = slot->member ? slot->member->id_len : s->sub.user ? s->sub.user->id_len : 0;
     buf b;
     frame_buf_init(&b);
     pusher_encode_raw_data(&b, event, m->event_len, slot->channel->name, slot->channel->name_len,
-                           data, data_len, slot->member ? slot->member->id : NULL,
-                           slot->member ? slot->member->id_len : 0);
+                           data, data_len, author, author_len);
     frame *f = frame_buf_take(&b);
     const hk_history_rule *rule =
         s->history ? history_rule(app, slot->channel->name, slot->channel->name_len) : NULL;
@@ -83,8 +85,8 @@ void handle_client_event(session *s, const pusher_msg *m, uint64_t now_ms)
                             .event_len = m->event_len,
                             .data_json = data ? data : "null",
                             .data_len = data ? data_len : 4,
-                            .user_id = slot->member ? slot->member->id : NULL,
-                            .user_id_len = slot->member ? slot->member->id_len : 0,
+                            .user_id = author,
+                            .user_id_len = author_len,
                             .except_socket_id = s->sub.socket_id};
         history_publish(s->history, s->hub, s->sub.app->index, &ev, 1, NULL, NULL);
         hub_client_event(&s->sub, slot, NULL, event, m->event_len, data, data_len);

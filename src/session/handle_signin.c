@@ -88,6 +88,9 @@ void handle_signin(session *s, const pusher_msg *m)
         free(s->user_info);
         s->user_info = info ? json_dumps(info, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
         hub_signin(&s->sub, uid, uid_len, ids, lens, num);
+        for (uint32_t i = 0; i < s->sub.num_slots; i++) /* subscribed before signing in */
+            session_note_member(s, s->sub.slots[i].channel->name,
+                                s->sub.slots[i].channel->name_len);
     }
     s->auth_deadline_ms = 0;
     if (truncated)

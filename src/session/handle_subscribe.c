@@ -112,6 +112,7 @@ void handle_subscribe(session *s, const pusher_msg *m)
             return;
         }
         hub_subscribe(&s->sub, name, name_len, kind, NULL);
+        session_note_member(s, name, name_len);
         if (resume)
             session_resume(s, name, name_len, since, since_len, since_string);
         return;
@@ -190,6 +191,8 @@ void handle_subscribe(session *s, const pusher_msg *m)
     if (kind.type == CHANNEL_PRIVATE || kind.type == CHANNEL_PRESENCE ||
         kind.type == CHANNEL_ENCRYPTED)
         s->auth_deadline_ms = 0; /* authorized connection */
+    if (r == HUB_SUBSCRIBED)
+        session_note_member(s, name, name_len);
     if (resume)
         session_resume(s, name, name_len, since, since_len, since_string);
 }

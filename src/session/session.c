@@ -182,6 +182,12 @@ void session_receive(session *s, char *data, size_t len, uint64_t now_ms)
         handle_unsubscribe(s, &m);
     } else if (event_is(&m, "pusher:signin")) {
         handle_signin(s, &m);
+    } else if (event_is(&m, "hark:read")) {
+        handle_read(s, &m);
+    } else if (event_is(&m, "hark:unread")) {
+        handle_unread(s, &m);
+    } else if (event_is(&m, "hark:typing")) {
+        handle_typing(s, &m);
     } else if (m.event_len > 7 && memcmp(m.event, "client-", 7) == 0) {
         handle_client_event(s, &m, now_ms);
     } else {

@@ -10,6 +10,13 @@ void handle_unsubscribe(session *s, const pusher_msg *m);
 void handle_client_event(session *s, const pusher_msg *m, uint64_t now_ms);
 void handle_signin(session *s, const pusher_msg *m);
 
+/* --- chat state (handle_chat.c) --- */
+void handle_read(session *s, const pusher_msg *m);
+void handle_unread(session *s, const pusher_msg *m);
+void handle_typing(session *s, const pusher_msg *m);
+/* s (when signed in) subscribed to name: remembered for unread counts. */
+void session_note_member(session *s, const char *name, size_t len);
+
 /* --- resume (session_replay.c) --- */
 
 /* After subscription_succeeded: starts replaying name's events after since

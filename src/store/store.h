@@ -9,6 +9,7 @@
 #ifndef HARK_STORE_STORE_H
 #define HARK_STORE_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +39,18 @@ typedef struct store_event {
  * borrowed for the call. Return false to stop. */
 typedef bool (*store_event_fn)(void *ctx, const store_event *ev);
 
+/* One channel of an unread query. epoch is NULL when the channel has no
+ * history at all; seqs are 0 when there is none. */
+typedef struct store_unread {
+    const char *name;
+    size_t name_len;
+    const char *epoch;
+    uint64_t read_seq; /* the user's cursor */
+    uint64_t last_seq; /* the newest retained event */
+    uint64_t unread;   /* retained events after the cursor the user did not send */
+} store_unread;
+typedef void (*store_unread_fn)(void *ctx, const store_unread *u);
+
 typedef struct store_ops {
     int (*begin)(store *st);
     int (*commit)(store *st);
@@ -62,12 +75,23 @@ typedef struct store_ops {
                     void (*fn)(void *ctx, int64_t key, const char *app, const char *name,
                                size_t len),
                     void *ctx);
+    /* Moves the read cursor of app's user on the channel (its key) to seq
+     * when that is beyond the stored one; seq 0 only remembers that the
+     * user was subscribed there. *moved: the cursor moved. */
+    int (*read_set)(store *st, const char *app, const char *user, size_t user_len,
+                    int64_t channel_key, uint64_t seq, bool *moved);
+    /* Unread counts of app's user, in one statement: for each channel of
+     * names_json (a JSON array of names) or, when NULL, every channel the
+     * user has a cursor on plus own_channel. fn is called per channel. */
+    int (*unread)(store *st, const char *app, const char *user, size_t user_len,
+                  const char *names_json, const char *own_channel, store_unread_fn fn, void *ctx);
     const char *(*error)(store *st);
     void (*close)(store *st);
 } store_ops;
 
 struct store {
     const store_ops *ops;
+    _Atomic uint64_t unread_statements; /* statements run for unread queries (/metrics) */
 };
 
 /* SQLite in WAL mode at path (created, migrated to the current schema).

@@ -24,7 +24,7 @@
 #include "store/store.h"
 #include "util/xalloc.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define CHECKPOINT_MS 200
 
 enum {
@@ -39,6 +39,8 @@ enum {
     ST_RANGE_DESC,
     ST_TRIM,
     ST_CHANNELS,
+    ST_READ_SET,
+    ST_UNREAD,
     ST_COUNT,
 };
 
@@ -66,6 +68,27 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_TRIM] = "DELETE FROM events WHERE channel = ?1 AND seq IN (SELECT seq FROM events "
                 "WHERE channel = ?1 AND (seq <= ?2 OR published_at_ms < ?3) ORDER BY seq LIMIT ?4)",
     [ST_CHANNELS] = "SELECT key, app, name FROM channels WHERE key > ?1 ORDER BY key LIMIT ?2",
+    /* a cursor only moves forward; seq 0 only remembers the user was there */
+    [ST_READ_SET] = "INSERT INTO reads(app, user, channel, seq) VALUES (?1, ?2, ?3, ?4) "
+                    "ON CONFLICT(app, user, channel) DO UPDATE SET seq = excluded.seq "
+                    "WHERE excluded.seq > reads.seq",
+    /* One statement for every channel asked (?3, a JSON array) or, without
+     * a list, the user's channels and their own #server-to-user- (?4):
+     * per channel two index lookups (channels by name, the cursor) and two
+     * range reads of the events' primary key (the newest; the rows after
+     * the cursor, to leave out the user's own). */
+    [ST_UNREAD] =
+        "WITH names(name) AS ("
+        "  SELECT value FROM json_each(?3) WHERE ?3 IS NOT NULL"
+        "  UNION SELECT c.name FROM reads r JOIN channels c ON c.key = r.channel"
+        "    WHERE ?3 IS NULL AND r.app = ?1 AND r.user = ?2"
+        "  UNION SELECT ?4 WHERE ?3 IS NULL) "
+        "SELECT n.name, c.epoch, coalesce(r.seq, 0),"
+        "  coalesce((SELECT max(e.seq) FROM events e WHERE e.channel = c.key), 0),"
+        "  (SELECT count(*) FROM events e WHERE e.channel = c.key AND e.seq > coalesce(r.seq, 0)"
+        "     AND e.user_id IS NOT ?2) "
+        "FROM names n LEFT JOIN channels c ON c.app = ?1 AND c.name = n.name "
+        "LEFT JOIN reads r ON r.app = ?1 AND r.user = ?2 AND r.channel = c.key",
 };
 
 static const char *const schema_v1 = "CREATE TABLE channels ("
@@ -83,6 +106,15 @@ static const char *const schema_v1 = "CREATE TABLE channels ("
                                      "  data TEXT NOT NULL,"
                                      "  user_id TEXT,"
                                      "  PRIMARY KEY (channel, seq)) WITHOUT ROWID;";
+
+/* Read cursors: per app, user and channel, the newest seq read (0: none
+ * yet, the user was only subscribed while signed in). */
+static const char *const schema_v2 = "CREATE TABLE reads ("
+                                     "  app TEXT NOT NULL,"
+                                     "  user TEXT NOT NULL,"
+                                     "  channel INTEGER NOT NULL,"
+                                     "  seq INTEGER NOT NULL,"
+                                     "  PRIMARY KEY (app, user, channel)) WITHOUT ROWID;";
 
 typedef struct sqlite_store {
     store base;
@@ -268,6 +300,52 @@ static int op_channels(store *st, int64_t after_key, uint32_t limit,
     return rc == SQLITE_DONE ? 0 : fail(s, "listing channels");
 }
 
+static int op_read_set(store *st, const char *app, const char *user, size_t user_len,
+                       int64_t channel_key, uint64_t seq, bool *moved)
+{
+    sqlite_store *s = as_sqlite(st);
+    sqlite3_stmt *q = s->st[ST_READ_SET];
+    sqlite3_bind_text(q, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, user, (int)user_len, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, channel_key);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)seq);
+    if (run(s, ST_READ_SET) != 0)
+        return -1;
+    *moved = seq > 0 && sqlite3_changes(s->db) > 0;
+    return 0;
+}
+
+static int op_unread(store *st, const char *app, const char *user, size_t user_len,
+                     const char *names_json, const char *own_channel, store_unread_fn fn, void *ctx)
+{
+    sqlite_store *s = as_sqlite(st);
+    sqlite3_stmt *q = s->st[ST_UNREAD];
+    sqlite3_bind_text(q, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, user, (int)user_len, SQLITE_STATIC);
+    if (names_json)
+        sqlite3_bind_text(q, 3, names_json, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 3);
+    sqlite3_bind_text(q, 4, own_channel, -1, SQLITE_STATIC);
+    atomic_fetch_add(&s->base.unread_statements, 1);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        store_unread u = {
+            .name = (const char *)sqlite3_column_text(q, 0),
+            .name_len = (size_t)sqlite3_column_bytes(q, 0),
+            .epoch = (const char *)sqlite3_column_text(q, 1),
+            .read_seq = (uint64_t)sqlite3_column_int64(q, 2),
+            .last_seq = (uint64_t)sqlite3_column_int64(q, 3),
+            .unread = (uint64_t)sqlite3_column_int64(q, 4),
+        };
+        if (u.name)
+            fn(ctx, &u);
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_DONE ? 0 : fail(s, "counting unread events");
+}
+
 static const char *op_error(store *st)
 {
     return as_sqlite(st)->error;
@@ -332,6 +410,8 @@ static const store_ops sqlite_ops = {
     .range = op_range,
     .trim = op_trim,
     .channels = op_channels,
+    .read_set = op_read_set,
+    .unread = op_unread,
     .error = op_error,
     .close = op_close,
 };
@@ -370,6 +450,13 @@ static int migrate(sqlite_store *s)
     }
     if (v < 1) {
         if (exec(s, "BEGIN") || exec(s, schema_v1) || exec(s, "PRAGMA user_version = 1") ||
+            exec(s, "COMMIT")) {
+            exec(s, "ROLLBACK");
+            return -1;
+        }
+    }
+    if (v < 2) {
+        if (exec(s, "BEGIN") || exec(s, schema_v2) || exec(s, "PRAGMA user_version = 2") ||
             exec(s, "COMMIT")) {
             exec(s, "ROLLBACK");
             return -1;
