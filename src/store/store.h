@@ -97,5 +97,7 @@ struct store {
 /* SQLite in WAL mode at path (created, migrated to the current schema).
  * NULL with why in err. */
 store *store_sqlite_open(const char *path, char *err, size_t cap);
+/* The SQL of the SQLite store's unread query (tests check its plan). */
+extern const char store_sqlite_unread_sql[];
 
 #endif

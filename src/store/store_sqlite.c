@@ -44,6 +44,24 @@ enum {
     ST_COUNT,
 };
 
+/* One statement for every channel asked (?3, a JSON array) or, without
+ * a list, the user's channels and their own #server-to-user- (?4):
+ * per channel two index lookups (channels by name, the cursor) and two
+ * range reads of the events' primary key (the newest; the rows after
+ * the cursor, to leave out the user's own). */
+const char store_sqlite_unread_sql[] =
+    "WITH names(name) AS ("
+    "  SELECT value FROM json_each(?3) WHERE ?3 IS NOT NULL"
+    "  UNION SELECT c.name FROM reads r JOIN channels c ON c.key = r.channel"
+    "    WHERE ?3 IS NULL AND r.app = ?1 AND r.user = ?2"
+    "  UNION SELECT ?4 WHERE ?3 IS NULL) "
+    "SELECT n.name, c.epoch, coalesce(r.seq, 0),"
+    "  coalesce((SELECT max(e.seq) FROM events e WHERE e.channel = c.key), 0),"
+    "  (SELECT count(*) FROM events e WHERE e.channel = c.key AND e.seq > coalesce(r.seq, 0)"
+    "     AND e.user_id IS NOT ?2) "
+    "FROM names n LEFT JOIN channels c ON c.app = ?1 AND c.name = n.name "
+    "LEFT JOIN reads r ON r.app = ?1 AND r.user = ?2 AND r.channel = c.key";
+
 static const char *const sql_text[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -72,23 +90,7 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_READ_SET] = "INSERT INTO reads(app, user, channel, seq) VALUES (?1, ?2, ?3, ?4) "
                     "ON CONFLICT(app, user, channel) DO UPDATE SET seq = excluded.seq "
                     "WHERE excluded.seq > reads.seq",
-    /* One statement for every channel asked (?3, a JSON array) or, without
-     * a list, the user's channels and their own #server-to-user- (?4):
-     * per channel two index lookups (channels by name, the cursor) and two
-     * range reads of the events' primary key (the newest; the rows after
-     * the cursor, to leave out the user's own). */
-    [ST_UNREAD] =
-        "WITH names(name) AS ("
-        "  SELECT value FROM json_each(?3) WHERE ?3 IS NOT NULL"
-        "  UNION SELECT c.name FROM reads r JOIN channels c ON c.key = r.channel"
-        "    WHERE ?3 IS NULL AND r.app = ?1 AND r.user = ?2"
-        "  UNION SELECT ?4 WHERE ?3 IS NULL) "
-        "SELECT n.name, c.epoch, coalesce(r.seq, 0),"
-        "  coalesce((SELECT max(e.seq) FROM events e WHERE e.channel = c.key), 0),"
-        "  (SELECT count(*) FROM events e WHERE e.channel = c.key AND e.seq > coalesce(r.seq, 0)"
-        "     AND e.user_id IS NOT ?2) "
-        "FROM names n LEFT JOIN channels c ON c.app = ?1 AND c.name = n.name "
-        "LEFT JOIN reads r ON r.app = ?1 AND r.user = ?2 AND r.channel = c.key",
+    [ST_UNREAD] = store_sqlite_unread_sql,
 };
 
 static const char *const schema_v1 = "CREATE TABLE channels ("

@@ -1,6 +1,7 @@
 /* store (SQLite): channel heads survive reopening, ranges in both
- * directions with limits and an age floor, trims by count and by age, and a
- * file from a newer schema is refused. */
+ * directions with limits and an age floor, trims by count and by age, a
+ * file from a newer schema is refused, read cursors only move forward, and
+ * unread counts come from one statement that reads by index only. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,12 +156,156 @@ static void a_newer_schema_is_refused(void **state)
     assert_non_null(strstr(err, "schema version 99"));
 }
 
+/* Appends n events by author (NULL: none) to ch. */
+static void append_by(store *st, store_channel *ch, uint64_t n, const char *author)
+{
+    assert_int_equal(st->ops->begin(st), 0);
+    for (uint64_t i = 0; i < n; i++) {
+        store_event ev = {.seq = ch->last_seq + 1,
+                          .published_at_ms = 1000,
+                          .event = "m",
+                          .event_len = 1,
+                          .data = "\"x\"",
+                          .data_len = 3,
+                          .user_id = author,
+                          .user_id_len = author ? strlen(author) : 0};
+        assert_int_equal(st->ops->append(st, ch, &ev), 0);
+        ch->last_seq = ev.seq;
+    }
+    assert_int_equal(st->ops->commit(st), 0);
+}
+
+static store_channel make_channel(store *st, const char *name)
+{
+    store_channel ch;
+    assert_int_equal(st->ops->begin(st), 0);
+    assert_int_equal(st->ops->head(st, "app", name, strlen(name), true, &ch), 0);
+    assert_int_equal(st->ops->commit(st), 0);
+    return ch;
+}
+
+static bool move(store *st, const char *user, const store_channel *ch, uint64_t seq)
+{
+    bool moved = false;
+    assert_int_equal(st->ops->begin(st), 0);
+    assert_int_equal(st->ops->read_set(st, "app", user, strlen(user), ch->key, seq, &moved), 0);
+    assert_int_equal(st->ops->commit(st), 0);
+    return moved;
+}
+
+typedef struct unread_rows {
+    char names[8][32];
+    store_unread rows[8];
+    size_t n;
+} unread_rows;
+
+static void collect_unread(void *ctx, const store_unread *u)
+{
+    unread_rows *r = ctx;
+    assert_true(r->n < 8);
+    snprintf(r->names[r->n], sizeof(r->names[0]), "%.*s", (int)u->name_len, u->name);
+    r->rows[r->n] = *u;
+    r->rows[r->n].name = r->names[r->n];
+    r->rows[r->n].epoch = NULL; /* borrowed for the call only */
+    r->n++;
+}
+
+static const store_unread *row_of(const unread_rows *r, const char *name)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->names[i], name) == 0)
+            return &r->rows[i];
+    return NULL;
+}
+
+static void read_cursors_and_unread_counts(void **state)
+{
+    fixture *fx = *state;
+    store *st = fx->st;
+    store_channel a = make_channel(st, "private-a"), b = make_channel(st, "private-b");
+    append_by(st, &a, 3, "bob");   /* 1-3 */
+    append_by(st, &a, 2, "alice"); /* 4-5: her own */
+    append_by(st, &a, 2, NULL);    /* 6-7: the app's */
+    append_by(st, &b, 4, "bob");
+
+    assert_true(move(st, "alice", &a, 3));
+    assert_false(move(st, "alice", &a, 2)); /* backwards: stays */
+    assert_false(move(st, "alice", &a, 3)); /* again: no move */
+    assert_true(move(st, "alice", &a, 4));
+    assert_false(move(st, "alice", &b, 0)); /* only "was subscribed" */
+
+    uint64_t before = atomic_load(&st->unread_statements);
+    unread_rows r = {0};
+    assert_int_equal(
+        st->ops->unread(st, "app", "alice", 5, NULL, "#server-to-user-alice", collect_unread, &r),
+        0);
+    assert_int_equal(r.n, 3); /* her two channels and her own */
+    const store_unread *ra = row_of(&r, "private-a"), *rb = row_of(&r, "private-b");
+    assert_non_null(ra);
+    assert_int_equal(ra->read_seq, 4);
+    assert_int_equal(ra->last_seq, 7);
+    assert_int_equal(ra->unread, 2); /* 6 and 7; 5 is hers */
+    assert_non_null(rb);
+    assert_int_equal(rb->read_seq, 0);
+    assert_int_equal(rb->unread, 4);
+    const store_unread *own = row_of(&r, "#server-to-user-alice");
+    assert_non_null(own);
+    assert_int_equal(own->last_seq, 0);
+
+    memset(&r, 0, sizeof(r)); /* the channels asked, one unknown, one twice */
+    assert_int_equal(st->ops->unread(st, "app", "bob", 3,
+                                     "[\"private-a\",\"private-zzz\",\"private-a\"]", "",
+                                     collect_unread, &r),
+                     0);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(row_of(&r, "private-a")->unread, 4); /* 4-7: not his */
+    assert_int_equal(row_of(&r, "private-zzz")->last_seq, 0);
+    assert_int_equal(atomic_load(&st->unread_statements) - before, 2);
+
+    /* cursors survive reopening */
+    st->ops->close(st);
+    char err[256];
+    fx->st = st = store_sqlite_open(fx->path, err, sizeof(err));
+    assert_non_null(st);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(
+        st->ops->unread(st, "app", "alice", 5, NULL, "#server-to-user-alice", collect_unread, &r),
+        0);
+    assert_int_equal(row_of(&r, "private-a")->read_seq, 4);
+}
+
+/* The unread statement reads every table through an index: no step of its
+ * plan scans channels, reads or events whole. */
+static void unread_reads_by_index_only(void **state)
+{
+    fixture *fx = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    char sql[2048];
+    snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", store_sqlite_unread_sql);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    int steps = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *detail = (const char *)sqlite3_column_text(q, 3);
+        steps++;
+        if (strncmp(detail, "SCAN ", 5) == 0) /* only the list of names may be walked */
+            assert_true(strstr(detail, "json_each") || strcmp(detail, "SCAN n") == 0 ||
+                        strstr(detail, "CONSTANT"));
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    assert_true(steps > 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(heads_survive_reopening, setup, teardown),
         cmocka_unit_test_setup_teardown(ranges_and_trims, setup, teardown),
         cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(read_cursors_and_unread_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(unread_reads_by_index_only, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
