@@ -8,25 +8,17 @@
 // a `hark:resumed` event.
 //
 // pusher-js drops unknown top-level fields when it decodes a frame, so the
-// ids are read from the raw frames: the transport connection of each
-// Connection that the ConnectionManager takes over emits 'message' with
-// {data: "<raw JSON>"} (WebSocket and the HTTP fallbacks alike), and
-// pusher-js's Connection decodes and dispatches that frame synchronously
-// from the same emit. Wrapping that transport's emit() lets this module see
-// each frame just before pusher-js decodes it. Outgoing pusher:subscribe
+// ids are read from the raw frames, just before pusher-js decodes them
+// (hark-frames.mjs, shared with hark-chat). Outgoing pusher:subscribe
 // frames all go through ConnectionManager#send_event.
+
+import { acquireTap, pusherOf, reportLater } from './hark-frames.mjs';
 
 const MARK = Symbol.for('hark-resume.attached');
 const ID_RE = /^[A-Za-z0-9._~-]{1,64}$/;
 const RESUMED = 'hark:resumed';
 
 const own = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
-
-function reportLater(err) {
-    // An exception thrown by an application callback must not break the
-    // delivery of the frame to pusher-js; surface it like an uncaught error.
-    setTimeout(() => { throw err; }, 0);
-}
 
 // Parses a raw frame when it can matter to us: it carries a top-level "id"
 // or it is hark:resumed. Returns {event, channel, id, data} or null.
@@ -67,11 +59,8 @@ function resumedInfo(data) {
  * Returns { lastId, currentId, forget, setLastId, on, detach }.
  */
 export function attachResume(pusher, options = {}) {
-    if (pusher && pusher.connector && pusher.connector.pusher) pusher = pusher.connector.pusher;
-    const manager = pusher && pusher.connection;
-    if (!manager || typeof manager.send_event !== 'function' || typeof manager.bind !== 'function') {
-        throw new TypeError('hark-resume: expected a pusher-js 8 instance (or a Laravel Echo instance)');
-    }
+    pusher = pusherOf(pusher, 'hark-resume');
+    const manager = pusher.connection;
     if (pusher[MARK]) throw new Error('hark-resume: already attached to this Pusher instance');
 
     const storage = options.storage || null;
@@ -82,7 +71,6 @@ export function attachResume(pusher, options = {}) {
 
     const ids = new Map(); // channel -> last id (undefined: not read from storage yet)
     const pending = new Map(); // channel -> the since sent on its latest subscribe
-    let current; // the frame pusher-js is dispatching right now, if it has an id
     let active = true;
 
     // ---- ids ---------------------------------------------------------------
@@ -123,50 +111,25 @@ export function attachResume(pusher, options = {}) {
         }
     }
 
-    const hooked = []; // {transport, wrapper, previous (own emit or undefined)}
+    const tap = acquireTap(pusher);
+    let seen; // {text, f}: the last raw frame inspected
 
-    function hookTransport(transport) {
-        if (!transport || typeof transport.emit !== 'function') return;
-        for (let i = hooked.length - 1; i >= 0; i--) {
-            const h = hooked[i];
-            if (h.transport === transport) return;
-            if (h.transport.state === 'closed') { unhook(h); hooked.splice(i, 1); }
+    function frameOf(text) {
+        if (!seen || seen.text !== text) seen = { text, f: inspect(text) };
+        return seen.f;
+    }
+
+    tap.onFrame((text) => {
+        const f = frameOf(text);
+        if (!f) return;
+        if (f.id !== undefined) remember(f.channel, f.id);
+        if (f.event === RESUMED) {
+            const info = resumedInfo(f.data);
+            info.since = pending.get(f.channel);
+            pending.delete(f.channel);
+            emitResumed(f.channel, info);
         }
-        const previous = own(transport, 'emit') ? transport.emit : undefined;
-        const inner = transport.emit;
-        const wrapper = function emitWithIds(name, payload) {
-            if (!active || name !== 'message' || !payload) return inner.apply(this, arguments);
-            const f = inspect(payload.data);
-            if (!f) {
-                const saved = current;
-                current = undefined;
-                try { return inner.apply(this, arguments); } finally { current = saved; }
-            }
-            if (f.id !== undefined) remember(f.channel, f.id);
-            if (f.event === RESUMED) {
-                const info = resumedInfo(f.data);
-                info.since = pending.get(f.channel);
-                pending.delete(f.channel);
-                emitResumed(f.channel, info);
-            }
-            const saved = current;
-            current = f.id !== undefined ? f : undefined;
-            try { return inner.apply(this, arguments); } finally { current = saved; }
-        };
-        transport.emit = wrapper;
-        hooked.push({ transport, wrapper, previous });
-    }
-
-    function unhook(h) {
-        if (h.transport.emit !== h.wrapper) return; // wrapped again by someone else: stays a pass-through
-        if (h.previous) h.transport.emit = h.previous;
-        else delete h.transport.emit;
-    }
-
-    const hookCurrent = () => {
-        const conn = manager.connection;
-        if (conn) hookTransport(conn.transport);
-    };
+    });
 
     // ---- outgoing pusher:subscribe -----------------------------------------
     const sendPrevious = own(manager, 'send_event') ? manager.send_event : undefined;
@@ -175,7 +138,7 @@ export function attachResume(pusher, options = {}) {
         if (active) {
             // the connection that carries this subscribe is hooked before
             // any answer to it can arrive
-            hookCurrent();
+            tap.hook();
             if (name === 'pusher:subscribe' && data && typeof data === 'object'
                 && typeof data.channel === 'string' && data.since === undefined) {
                 const ch = data.channel;
@@ -191,8 +154,6 @@ export function attachResume(pusher, options = {}) {
         return sendInner.apply(this, arguments);
     };
     manager.send_event = sendWrapper;
-    manager.bind('connected', hookCurrent);
-    hookCurrent();
     pusher[MARK] = true;
 
     return {
@@ -203,7 +164,10 @@ export function attachResume(pusher, options = {}) {
         /** While pusher-js dispatches a frame that carries an id (i.e. inside
          *  a bind callback of a stored event): that id; otherwise undefined. */
         currentId() {
-            return current ? current.id : undefined;
+            const text = active ? tap.current() : undefined;
+            if (text === undefined) return undefined;
+            const f = frameOf(text);
+            return f ? f.id : undefined;
         },
         /** Forgets the id of channel (the next subscribe has no since); with
          *  no argument, every id this instance knows and, when the storage
@@ -243,15 +207,14 @@ export function attachResume(pusher, options = {}) {
         detach() {
             if (!active) return;
             active = false;
-            manager.unbind('connected', hookCurrent);
             if (manager.send_event === sendWrapper) {
                 if (sendPrevious) manager.send_event = sendPrevious;
                 else delete manager.send_event;
             }
-            for (const h of hooked.splice(0)) unhook(h);
+            tap.release();
             listeners.clear();
             pending.clear();
-            current = undefined;
+            seen = undefined;
             delete pusher[MARK];
         },
     };
