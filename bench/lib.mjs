@@ -1,8 +1,11 @@
 // bench/lib.mjs — what the Node benchmark drivers share (resume_storm.mjs,
-// history_memory.mjs): options, /proc readings and signed REST calls.
+// history_memory.mjs, chat_*.mjs): options, /proc readings, signed REST
+// calls, and for the chat drivers the real `ws` and `pusher` packages,
+// signed-in subscribed clients, /metrics readings and RESULT lines.
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { createRequire } from 'node:module';
 
 // Parses `PORT --name value …` into a copy of defaults. names maps each
 // option to its key; a key whose default is a number takes a number.
@@ -68,4 +71,132 @@ export function signedPoster(o) {
     };
     post.close = () => agent.destroy();
     return post;
+}
+
+// ---- for the chat drivers ------------------------------------------------------
+
+// The real client packages, from tests/e2e/node_modules (`make test-deps`);
+// loaded on first use, so drivers that need neither run without them.
+const requireE2e = createRequire(new URL('../tests/e2e/package.json', import.meta.url));
+export function packages() {
+    return { WebSocket: requireE2e('ws'), Pusher: requireE2e('pusher') };
+}
+
+// The `pusher` server SDK aimed at hark, on keep-alive connections (at most
+// o.restConns): what an app server uses for REST calls and auth signatures.
+export function serverSdk(o) {
+    const { Pusher } = packages();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: o.restConns });
+    const sdk = new Pusher({
+        appId: o.appId, key: o.key, secret: o.secret, host: o.host, port: String(o.port), useTLS: false, agent,
+    });
+    sdk.close = () => agent.destroy();
+    return sdk;
+}
+
+// utime + stime of a whole process (every thread), in seconds, or null.
+const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux/x86-64 and arm64
+export function cpuSeconds(pid) {
+    if (!pid) return null;
+    try {
+        const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+        return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    } catch { return null; }
+}
+
+// This process's CPU seconds (user + system) since `since` (process.cpuUsage()).
+export function ownCpuSeconds(since) {
+    const u = process.cpuUsage(since);
+    return (u.user + u.system) / 1e6;
+}
+
+// The p-th percentile of an ascending array (nearest rank), or null.
+export function pct(sorted, p) {
+    if (!sorted.length) return null;
+    return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+// One counter or gauge from GET /metrics (no signature), or null.
+export function metric(o, name) {
+    return new Promise((resolve) => {
+        http.get({ host: o.host, port: o.port, path: '/metrics', agent: false }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c) => { text += c; });
+            res.on('end', () => {
+                const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+                resolve(m ? Number(m[1]) : null);
+            });
+            res.on('error', () => resolve(null));
+        }).on('error', () => resolve(null));
+    });
+}
+
+// `RESULT k=v …` from an object (values must have no spaces).
+export const resultLine = (r) => `RESULT ${Object.entries(r).map(([k, v]) => `${k}=${v ?? ''}`).join(' ')}`;
+
+// openClient(o, sdk, {user, channels, onMessage}) → Promise<ws>: a `ws`
+// connection to the app that signs in as `user` (when given; the signature
+// from sdk.authenticateUser, as an app's auth endpoint makes it), then
+// subscribes to every channel of `channels` (private-*: signed with
+// sdk.authorizeChannel) and resolves once every subscription succeeded.
+// Rejects on an error frame or a close before that. Afterwards each text
+// frame goes to onMessage(text, ws). ws.socketId is the socket id.
+export function openClient(o, sdk, { user, channels = [], onMessage = () => {} }) {
+    const { WebSocket } = packages();
+    const url = `ws://${o.host}:${o.port}/app/${o.key}?protocol=7&client=js&version=8.6.0&flash=false`;
+    return new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 30000 });
+        let ready = false;
+        let pending = channels.length;
+        const subscribeAll = () => {
+            if (!pending) { ready = true; resolve(ws); return; }
+            for (const ch of channels) {
+                const auth = ch.startsWith('private-') ? sdk.authorizeChannel(ws.socketId, ch) : {};
+                ws.send(JSON.stringify({ event: 'pusher:subscribe', data: { channel: ch, ...auth } }));
+            }
+        };
+        ws.on('message', (raw) => {
+            const text = raw.toString();
+            if (ready) { onMessage(text, ws); return; }
+            let m;
+            try { m = JSON.parse(text); } catch { reject(new Error(`not JSON: ${text.slice(0, 100)}`)); return; }
+            switch (m.event) {
+            case 'pusher:connection_established':
+                ws.socketId = JSON.parse(m.data).socket_id;
+                if (user === undefined) { subscribeAll(); return; }
+                ws.send(JSON.stringify({ event: 'pusher:signin', data: sdk.authenticateUser(ws.socketId, { id: user }) }));
+                return;
+            case 'pusher:signin_success':
+                subscribeAll();
+                return;
+            case 'pusher_internal:subscription_succeeded':
+                if (--pending === 0) { ready = true; resolve(ws); }
+                return;
+            case 'pusher:ping':
+                ws.send('{"event":"pusher:pong","data":{}}');
+                return;
+            default:
+                reject(new Error(`${user ?? 'client'}: ${text.slice(0, 200)}`));
+            }
+        });
+        ws.on('error', (e) => { if (!ready) reject(e); });
+        ws.on('close', (code) => { if (!ready) reject(new Error(`closed (${code}) before it was subscribed`)); });
+    });
+}
+
+// Runs make(i) for i = 0 … n-1 with at most `concurrency` running at once;
+// resolves with the results in order.
+export async function inParallel(n, concurrency, make) {
+    const out = new Array(n);
+    let next = 0;
+    const lane = async () => {
+        while (next < n) {
+            const i = next++;
+            out[i] = await make(i);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(n, concurrency) }, lane));
+    return out;
 }
