@@ -34,6 +34,19 @@ void api_user(api_request *r, const char *user_id, size_t len);
 void api_user_read(api_request *r, const char *user_id, size_t len);
 void api_user_unread(api_request *r, const char *user_id, size_t len);
 
+/* An answer that waits for another thread (conn_defer_reply): made before
+ * queueing the work, its token set once queued. */
+typedef struct api_waiting {
+    struct worker *w;
+    uint64_t token;
+} api_waiting;
+api_waiting *api_waiting_new(api_request *r);
+/* The work is done (h NULL: cancelled at shutdown): answers 200 with json
+ * (a JSON body) or status with error, if the connection is still there;
+ * frees wa. */
+void api_waiting_answer(api_waiting *wa, hub *h, int status, const char *error, const char *json,
+                        size_t json_len);
+
 /* Helpers. */
 void api_reply_json(api_request *r, const buf *body);
 void api_error(api_request *r, int status, const char *fmt, ...)

@@ -149,4 +149,3 @@ void api_channel_users(api_request *r, const char *raw, size_t raw_len)
     api_reply_json(r, &out);
     buf_free(&out);
 }
-

@@ -15,23 +15,11 @@
 #define PAGE_DEFAULT 100
 #define PAGE_MAX 1000
 
-typedef struct waiting_page {
-    worker *w;
-    uint64_t token;
-} waiting_page;
-
 static void on_page(hub *h, void *ctx, const history_page *res)
 {
-    waiting_page *wp = ctx;
-    conn *c = h ? conn_deferred(wp->w, wp->token) : NULL;
-    free(wp);
-    if (!c)
-        return;
-    if (res->status == 200)
-        http_respond(c, 200, "application/json", res->json->data, res->json->len, NULL);
-    else
-        http_respond_error(c, res->status, res->error);
-    conn_reply_sent(c);
+    api_waiting_answer(ctx, h, h ? res->status : 0, h ? res->error : NULL,
+                       h && res->status == 200 ? res->json->data : NULL,
+                       h && res->status == 200 ? res->json->len : 0);
 }
 
 /* A query parameter (decoded): its length, -1 when absent, or -2 after
@@ -87,8 +75,7 @@ void api_channel_events(api_request *r, const char *raw, size_t raw_len)
         api_error(r, 404, "This channel's events are not kept (see the app's history rules)");
         return;
     }
-    waiting_page *wp = xmalloc(sizeof(*wp));
-    wp->w = conn_worker(r->c);
+    api_waiting *wp = api_waiting_new(r);
     char err[256];
     if (!history_page_get(r->history, r->hub->hub, r->hub->index, name, (size_t)n, &q, on_page, wp,
                           err, sizeof(err))) {

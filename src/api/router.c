@@ -1,6 +1,7 @@
 #include "api/router.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,8 +11,31 @@
 #include "net/http_response.h"
 #include "net/worker.h"
 #include "ops/health.h"
+#include "util/xalloc.h"
 #include "protocol/channel_name.h"
 #include "protocol/rest_auth.h"
+
+api_waiting *api_waiting_new(api_request *r)
+{
+    api_waiting *wa = xmalloc(sizeof(*wa));
+    wa->w = conn_worker(r->c);
+    wa->token = 0;
+    return wa;
+}
+
+void api_waiting_answer(api_waiting *wa, hub *h, int status, const char *error, const char *json,
+                        size_t json_len)
+{
+    conn *c = h ? conn_deferred(wa->w, wa->token) : NULL;
+    free(wa);
+    if (!c)
+        return;
+    if (status == 200)
+        http_respond(c, 200, "application/json", json, json_len, NULL);
+    else
+        http_respond_error(c, status, error);
+    conn_reply_sent(c);
+}
 
 void api_reply_json(api_request *r, const buf *body)
 {

@@ -113,33 +113,10 @@ void api_user(api_request *r, const char *raw, size_t raw_len)
 
 /* --- read state ------------------------------------------------------------------ */
 
-typedef struct waiting_answer {
-    worker *w;
-    uint64_t token;
-} waiting_answer;
-
-static waiting_answer *waiting(api_request *r)
-{
-    waiting_answer *wa = xmalloc(sizeof(*wa));
-    wa->w = conn_worker(r->c);
-    wa->token = 0;
-    return wa;
-}
-
 static void on_read(hub *h, void *ctx, const history_read_result *res)
 {
-    waiting_answer *wa = ctx;
-    conn *c = h ? conn_deferred(wa->w, wa->token) : NULL;
-    free(wa);
-    if (!c)
-        return;
-    if (res->status == 200) {
-        const char *body = res->moved ? "{\"moved\":true}" : "{\"moved\":false}";
-        http_respond(c, 200, "application/json", body, strlen(body), NULL);
-    } else {
-        http_respond_error(c, res->status, res->error);
-    }
-    conn_reply_sent(c);
+    const char *body = h && res->moved ? "{\"moved\":true}" : "{\"moved\":false}";
+    api_waiting_answer(ctx, h, h ? res->status : 0, h ? res->error : NULL, body, strlen(body));
 }
 
 void api_user_read(api_request *r, const char *raw, size_t raw_len)
@@ -164,7 +141,7 @@ void api_user_read(api_request *r, const char *raw, size_t raw_len)
                !history_rule(r->app, json_string_value(channel), json_string_length(channel))) {
         api_error(r, 400, "channel: its events are not kept (see the app's history rules)");
     } else {
-        waiting_answer *wa = waiting(r);
+        api_waiting *wa = api_waiting_new(r);
         char err[200];
         bool has_id = json_is_string(read_id);
         if (history_mark_read(
@@ -183,16 +160,9 @@ void api_user_read(api_request *r, const char *raw, size_t raw_len)
 
 static void on_unread(hub *h, void *ctx, const history_unread_result *res)
 {
-    waiting_answer *wa = ctx;
-    conn *c = h ? conn_deferred(wa->w, wa->token) : NULL;
-    free(wa);
-    if (!c)
-        return;
-    if (res->status == 200)
-        http_respond(c, 200, "application/json", res->json->data, res->json->len, NULL);
-    else
-        http_respond_error(c, res->status, res->error);
-    conn_reply_sent(c);
+    api_waiting_answer(ctx, h, h ? res->status : 0, h ? res->error : NULL,
+                       h && res->status == 200 ? res->json->data : NULL,
+                       h && res->status == 200 ? res->json->len : 0);
 }
 
 void api_user_unread(api_request *r, const char *raw, size_t raw_len)
@@ -237,7 +207,7 @@ void api_user_unread(api_request *r, const char *raw, size_t raw_len)
         free(list);
         return;
     }
-    waiting_answer *wa = waiting(r);
+    api_waiting *wa = api_waiting_new(r);
     history_unread(r->history, r->hub->hub, r->hub->index, id, (size_t)n, nl >= 0 ? names : NULL,
                    lens, count, on_unread, wa);
     wa->token = conn_defer_reply(r->c);
