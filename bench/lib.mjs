@@ -105,6 +105,35 @@ export function cpuSeconds(pid) {
     } catch { return null; }
 }
 
+// The whole machine's [busy, total] jiffies (/proc/stat, all cores);
+// busyPct(a, b) turns two readings into % of one core, like the loadgen.
+export function machineTicks() {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return [total - f[3] - f[4], total];
+}
+export function busyPct(a, b) {
+    if (!(b[1] > a[1])) return null;
+    const ncpu = readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l)).length;
+    return (100 * ncpu * (b[0] - a[0])) / (b[1] - a[1]);
+}
+
+// A NOTE line (as the loadgen prints them) when a figure may be the
+// machine's or this client's limit rather than the server's, or ''.
+// All in % of one core.
+export function loadNote(what, srvPct, clientPct, busy) {
+    const ncpu = readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l)).length;
+    const f = (v) => Number(v ?? 0).toFixed(0);
+    if (busy != null && busy >= 90 * ncpu) {
+        return `NOTE: ${what}: the machine was ${f(busy)}% busy (server ${f(srvPct)}%, this client ${f(clientPct)}%, `
+            + `other ${f(busy - (srvPct ?? 0) - (clientPct ?? 0))}%): all ${ncpu} cores were in use, the figure is bounded by the machine`;
+    }
+    if (clientPct != null && clientPct >= 90) {
+        return `NOTE: ${what}: this client (one Node thread) used ${f(clientPct)}% of a core: the figure may be the client's limit`;
+    }
+    return '';
+}
+
 // This process's CPU seconds (user + system) since `since` (process.cpuUsage()).
 export function ownCpuSeconds(since) {
     const u = process.cpuUsage(since);

@@ -124,7 +124,7 @@ bool directory_online_page(directory *d, size_t app_idx, const char *after, size
                            uint32_t limit, buf *out, buf *last)
 {
     dir_app *app = &d->apps[app_idx];
-    dir_user **page = xcalloc(limit + 1, sizeof(*page));
+    dir_user **page = xcalloc((size_t)limit + 1, sizeof(dir_user *));
     size_t n = 0;
     bool more = false;
     pthread_mutex_lock(&app->lock);
@@ -150,12 +150,12 @@ bool directory_online_page(directory *d, size_t app_idx, const char *after, size
         if (lo > limit)
             continue;
         size_t keep = n < limit + 1 ? n : limit;
-        memmove(page + lo + 1, page + lo, (keep - lo) * sizeof(*page));
+        memmove(page + lo + 1, page + lo, (keep - lo) * sizeof(dir_user *));
         page[lo] = u;
         if (n < limit + 1)
             n++;
     }
-    more = n > limit;
+    more = limit > 0 && n > limit;
     if (more)
         n = limit;
     for (size_t i = 0; i < n; i++) {
@@ -167,7 +167,7 @@ bool directory_online_page(directory *d, size_t app_idx, const char *after, size
         buf_append_i64(out, page[i]->conns);
         buf_append_char(out, '}');
     }
-    if (more)
+    if (more && n > 0)
         buf_append(last, page[n - 1]->id, page[n - 1]->id_len);
     pthread_mutex_unlock(&app->lock);
     free(page);
