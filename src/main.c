@@ -20,7 +20,9 @@
 #include "hub/hub.h"
 #include "net/server.h"
 #include "ops/health.h"
+#include "net/worker.h"
 #include "transport/ws_transport.h"
+#include "transport/xhr_transport.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "webhook/webhook.h"
@@ -35,6 +37,8 @@ typedef struct wiring {
     directory *dir;
     hub **hubs; /* one per worker, in worker order */
     uint32_t num_hubs;
+    worker *workers;
+    uint32_t num_workers;
 } wiring;
 
 #define CHANNEL_SWEEP_EVERY 40 /* sweeps: expired cache channels every ~10 s */
@@ -78,6 +82,8 @@ static void wake_worker(void *w)
 static void workers_ready(void *ctx, worker *workers, uint32_t n)
 {
     wiring *wr = ctx;
+    wr->workers = workers;
+    wr->num_workers = n;
     for (uint32_t i = 0; i < n; i++)
         hub_join_group(wr->hubs[i], wr->dir, wr->hubs, n, wake_worker, &workers[i]);
 }
@@ -91,18 +97,21 @@ static void worker_wakeup(void *data)
  * ran (a long fan-out, typically) goes out in this same flush, so a REST
  * call read at the start of an iteration is delivered and answered at its
  * end rather than one iteration later. */
-static void worker_iteration_end(void *data)
+static void worker_iteration_end(worker *w)
 {
-    worker_services *ws = data;
+    worker_services *ws = w->data;
     hub_drain_inbox(ws->hub);
+    xhr_transport_iteration_end(w);
 }
 
-static void worker_sweep(void *data, uint32_t worker_id, uint32_t sweeps)
+static void worker_sweep(worker *w, uint32_t sweeps)
 {
-    if (worker_id == 1 && sweeps % CHANNEL_SWEEP_EVERY == 0)
-        hub_sweep(((worker_services *)data)->hub);
-    if (worker_id == 1 && sweeps % TYPING_SWEEP_EVERY == 0)
-        hub_typing_expire(((worker_services *)data)->hub);
+    worker_services *ws = w->data;
+    if (w->id == 1 && sweeps % CHANNEL_SWEEP_EVERY == 0)
+        hub_sweep(ws->hub);
+    if (w->id == 1 && sweeps % TYPING_SWEEP_EVERY == 0)
+        hub_typing_expire(ws->hub);
+    xhr_transport_sweep(w, uv_now(&w->loop));
 }
 
 /* Before the hubs go: the history thread finishes what is queued (its
@@ -110,6 +119,9 @@ static void worker_sweep(void *data, uint32_t worker_id, uint32_t sweeps)
 static void workers_stopped(void *ctx)
 {
     wiring *wr = ctx;
+    /* HTTP fallback sessions end while every hub is still there */
+    for (uint32_t i = 0; i < wr->num_workers; i++)
+        xhr_transport_worker_stop(&wr->workers[i]);
     history_stop(wr->history);
     wr->history = NULL;
 }
@@ -121,9 +133,25 @@ static void worker_free(void *data)
     free(ws);
 }
 
+/* Plain HTTP requests: pusher-js's fallback transports, else the HTTP API. */
+static void on_request(conn *c, const http_request *req, const char *body, size_t len)
+{
+    if (xhr_transport_match(conn_config(c), req))
+        xhr_transport_request(c, req, body, len);
+    else
+        api_handle(c, req, body, len);
+}
+
+static int check_head(conn *c, const http_request *req, char *message, size_t cap)
+{
+    if (xhr_transport_match(conn_config(c), req))
+        return 0; /* a session's messages: bounded by max_request_bytes */
+    return api_check_head(c, req, message, cap);
+}
+
 static const conn_handlers handlers = {
-    .on_request = api_handle,
-    .check_head = api_check_head,
+    .on_request = on_request,
+    .check_head = check_head,
     .on_open = ws_transport_open,
     .on_message = ws_transport_message,
     .on_tick = ws_transport_tick,

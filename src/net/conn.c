@@ -260,9 +260,11 @@ void conn_destroy(conn *c)
     atomic_fetch_sub(&w->srv->connections, 1);
     if (c->counted_session)
         atomic_fetch_sub(&w->srv->sessions, 1);
-    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-    c->fd = -1;
+    if (c->fd >= 0) { /* -1: handed to another worker (conn_release) */
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = -1;
+    }
     if (w->reserve_conn == c)
         worker_reserve_returned(w);
     /* Freed after this iteration's flush pass: the dirty list or the epoll
@@ -558,6 +560,32 @@ void conn_shed_input(worker *w)
             conn_close_session(victim, 4100, "Over capacity: incomplete message dropped");
     }
     free(holders);
+}
+
+bool conn_release(conn *c, conn_handoff *out)
+{
+    if (c->state != CONN_HTTP || c->out.count > 0)
+        return false;
+    *out = (conn_handoff){.fd = c->fd, .ip = c->ip, .peer_trusted = c->peer_trusted};
+    epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->fd = -1; /* conn_destroy leaves the socket open */
+    c->ip = NULL;
+    conn_destroy(c);
+    return true;
+}
+
+conn *conn_adopt(worker *w, const conn_handoff *h)
+{
+    conn *c = conn_accept(w, h->fd, NULL, false);
+    if (!c) {
+        if (h->ip)
+            ip_limit_release(w->srv->per_ip, h->ip);
+        return NULL;
+    }
+    c->ip = h->ip;
+    c->peer_trusted = h->peer_trusted;
+    stat_add(&w->stats.connections_total, (uint64_t)-1); /* counted once, when accepted */
+    return c;
 }
 
 conn *conn_accept(worker *w, int fd, const struct sockaddr *sa, bool refuse_full)

@@ -163,6 +163,23 @@ void conn_close_after_flush(conn *c);
 /* Tears the connection down now (socket closed, hub detached). */
 void conn_destroy(conn *c);
 
+/* Moving an HTTP connection to another worker (a session of an HTTP
+ * transport belongs to one worker; its next request may reach another):
+ * conn_release takes the socket away from c (c is torn down, the socket
+ * stays open, counted as before) and says what conn_adopt needs to watch
+ * it on the other worker's thread. Only an HTTP connection with nothing
+ * queued to send can move; input already read behind the request being
+ * handled is dropped (HTTP clients do not pipeline these). */
+typedef struct conn_handoff {
+    int fd;
+    struct ip_entry *ip;
+    bool peer_trusted;
+} conn_handoff;
+bool conn_release(conn *c, conn_handoff *out);
+/* On w's thread: the connection again, in HTTP state; NULL (socket
+ * closed) when it could not be watched. */
+conn *conn_adopt(worker *w, const conn_handoff *h);
+
 /* Worker internals. */
 /* Takes fd (peer address sa); NULL when it could not be watched (closed).
  * refuse_full: accepted on the reserve descriptor at the open-file limit. */

@@ -72,7 +72,7 @@ static void on_check(uv_check_t *h)
 {
     worker *w = h->data;
     if (w->srv->hooks->worker_iteration_end)
-        w->srv->hooks->worker_iteration_end(w->data);
+        w->srv->hooks->worker_iteration_end(w);
     flush_dirty(h->data);
     free_graveyard(h->data);
 }
@@ -285,7 +285,7 @@ static void on_sweep(uv_timer_t *t)
         }
         w->srv->handlers->on_tick(c, now);
     }
-    w->srv->hooks->worker_sweep(w->data, w->id, ++w->sweeps);
+    w->srv->hooks->worker_sweep(w, ++w->sweeps);
     flush_dirty(w);
 
     if (w->draining && (w->num_conns == 0 || now >= w->drain_deadline_ms)) {

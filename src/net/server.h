@@ -24,9 +24,9 @@ typedef struct server_hooks {
     void (*worker_wakeup)(void *data);
     /* At the end of every loop iteration, before output is flushed (may be
      * NULL): what other threads handed back meanwhile can join this flush. */
-    void (*worker_iteration_end)(void *data);
-    /* Every sweep (250 ms). */
-    void (*worker_sweep)(void *data, uint32_t worker_id, uint32_t sweeps);
+    void (*worker_iteration_end)(worker *w);
+    /* Every sweep (250 ms); w->id numbers the workers from 1. */
+    void (*worker_sweep)(worker *w, uint32_t sweeps);
     /* On the main thread once every loop has stopped, before any teardown
      * (may be NULL). */
     void (*workers_stopped)(void *ctx);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/json_write.h"
 #include "util/xalloc.h"
 
 static frame *frame_alloc(size_t len, uint8_t kind)
@@ -13,6 +14,7 @@ static frame *frame_alloc(size_t len, uint8_t kind)
     f->kind = kind;
     f->seq = 0;
     f->stream = 0;
+    atomic_init(&f->xhr, NULL);
     return f;
 }
 
@@ -54,13 +56,38 @@ frame *frame_buf_take(buf *b)
     atomic_init(&f->refs, 1);
     f->len = (uint32_t)len;
     f->kind = FRAME_MESSAGE;
+    atomic_init(&f->xhr, NULL);
     return f;
 }
 
 void frame_unref(frame *f)
 {
-    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1)
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
+        frame *x = atomic_load_explicit(&f->xhr, memory_order_acquire);
+        if (x)
+            frame_unref(x);
         free(f);
+    }
+}
+
+frame *frame_xhr(frame *f)
+{
+    frame *x = atomic_load_explicit(&f->xhr, memory_order_acquire);
+    if (x)
+        return frame_ref(x);
+    buf b;
+    frame_buf_init(&b);
+    buf_append_str(&b, "a[");
+    json_write_string_ascii(&b, (const char *)f->data, f->len);
+    buf_append_str(&b, "]\n");
+    frame *made = frame_buf_take(&b);
+    made->kind = FRAME_RAW;
+    frame *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(&f->xhr, &expected, made, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return frame_ref(made); /* one reference is the cache's */
+    frame_unref(made);          /* another thread made it first */
+    return frame_ref(expected);
 }
 
 uint64_t frame_stream(const char *name, size_t len)

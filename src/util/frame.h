@@ -31,6 +31,9 @@ typedef struct frame {
      * that channel can hold live copies back until the replay is sent. */
     uint64_t seq;
     uint64_t stream;
+    /* The message as an HTTP fallback frame (frame_xhr), made by the first
+     * such transport that sends it and shared by the others. */
+    _Atomic(struct frame *) xhr;
     uint8_t data[];
 } frame;
 
@@ -61,6 +64,11 @@ static inline frame *frame_ref(frame *f)
 }
 
 void frame_unref(frame *f);
+
+/* A message as pusher-js's HTTP transports read it: the raw line
+ * a["<the message as a JSON string, ASCII only>"]\n. Made once per frame
+ * and cached on it (any thread); returns a new reference. */
+frame *frame_xhr(frame *f);
 
 /* The stream hash of a channel name (FNV-1a, 64 bits). */
 uint64_t frame_stream(const char *name, size_t len);

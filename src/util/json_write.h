@@ -12,5 +12,9 @@
  * are (input is valid UTF-8 by the time it gets here). */
 void json_write_string(buf *b, const char *s, size_t len);
 void json_write_cstr(buf *b, const char *s);
+/* The same with every character beyond ASCII as \uXXXX (a surrogate pair
+ * above U+FFFF), so the text has as many bytes as characters. s must be
+ * valid UTF-8. */
+void json_write_string_ascii(buf *b, const char *s, size_t len);
 
 #endif
