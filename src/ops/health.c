@@ -8,6 +8,7 @@
 #include "net/http_response.h"
 #include "net/server.h"
 #include "net/worker.h"
+#include "transport/xhr_transport.h"
 #include "util/buf.h"
 #include "webhook/webhook.h"
 
@@ -63,6 +64,10 @@ static void metrics(conn *c)
     buf_init(&b);
     buf_printf(&b, "# TYPE hark_connections gauge\nhark_connections %ld\n",
                server_connections(srv));
+    buf_printf(&b,
+               "# TYPE hark_sessions gauge\nhark_sessions{transport=\"all\"} %ld\n"
+               "hark_sessions{transport=\"xhr\"} %ld\n",
+               (long)atomic_load(&srv->sessions), xhr_transport_sessions());
     for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
         buf_printf(&b, "# TYPE %s counter\n%s %llu\n", counters[i].name, counters[i].name,
                    (unsigned long long)sum_stat(srv, counters[i].offset));

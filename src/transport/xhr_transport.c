@@ -20,8 +20,6 @@
 
 #define XHR_PATH "/pusher/app/"
 #define XHR_ROLLOVER_BYTES 262144 /* pusher-js re-opens a stream past this many characters */
-#define XHR_HEARTBEAT_MS 25000    /* an h on a quiet stream, or to end a quiet poll */
-#define XHR_EXPIRE_MS 25000       /* a session without a receive request this long ends */
 #define XHR_PROBE_REPLY_MS 5000   /* a [] send is answered with h only this seldom */
 #define XHR_KEY_MAX 96
 #define XHR_MAX_WORKERS 1025
@@ -446,13 +444,13 @@ void xhr_transport_sweep(worker *w, uint64_t now)
             xs->token = 0;
             xs->detached_ms = now;
         }
-        if (!xs->token && now - xs->detached_ms >= XHR_EXPIRE_MS) {
+        if (!xs->token && now - xs->detached_ms >= w->cfg->fallback_session_timeout_ms) {
             free_session(xs, now); /* as a dropped WebSocket: presence, webhooks */
             continue;
         }
-        if (c && xs->streaming && now - xs->last_write_ms >= XHR_HEARTBEAT_MS)
+        if (c && xs->streaming && now - xs->last_write_ms >= w->cfg->fallback_heartbeat_ms)
             put_text(xs, "h\n");
-        else if (c && !xs->streaming && now - xs->attached_ms >= XHR_HEARTBEAT_MS)
+        else if (c && !xs->streaming && now - xs->attached_ms >= w->cfg->fallback_poll_timeout_ms)
             answer_poll(xs, now);
         if (!xs->closing && w->srv->draining)
             session_close(&xs->s, PUSHER_RECONNECT, "Server is shutting down");
