@@ -22,6 +22,7 @@
 #include "ops/health.h"
 #include "net/worker.h"
 #include "transport/ws_transport.h"
+#include "transport/sse_transport.h"
 #include "transport/xhr_transport.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -112,6 +113,7 @@ static void worker_sweep(worker *w, uint32_t sweeps)
     if (w->id == 1 && sweeps % TYPING_SWEEP_EVERY == 0)
         hub_typing_expire(ws->hub);
     xhr_transport_sweep(w, uv_now(&w->loop));
+    sse_transport_sweep(w, uv_now(&w->loop));
 }
 
 /* Before the hubs go: the history thread finishes what is queued (its
@@ -120,8 +122,10 @@ static void workers_stopped(void *ctx)
 {
     wiring *wr = ctx;
     /* HTTP fallback sessions end while every hub is still there */
-    for (uint32_t i = 0; i < wr->num_workers; i++)
+    for (uint32_t i = 0; i < wr->num_workers; i++) {
         xhr_transport_worker_stop(&wr->workers[i]);
+        sse_transport_worker_stop(&wr->workers[i]);
+    }
     history_stop(wr->history);
     wr->history = NULL;
 }
@@ -133,11 +137,14 @@ static void worker_free(void *data)
     free(ws);
 }
 
-/* Plain HTTP requests: pusher-js's fallback transports, else the HTTP API. */
+/* Plain HTTP requests: pusher-js's fallback transports, event streams,
+ * else the HTTP API. */
 static void on_request(conn *c, const http_request *req, const char *body, size_t len)
 {
     if (xhr_transport_match(conn_config(c), req))
         xhr_transport_request(c, req, body, len);
+    else if (sse_transport_match(conn_config(c), req))
+        sse_transport_request(c, req);
     else
         api_handle(c, req, body, len);
 }

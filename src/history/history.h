@@ -41,6 +41,10 @@ history *history_start(const hk_config *cfg, char *err, size_t cap);
 /* Finishes what is queued (its answers are posted), stops, closes the store. */
 void history_stop(history *hs);
 
+/* Whether id is an event id of app's channel name (its form and tag). */
+bool history_id_belongs(const char *id, size_t id_len, const char *app_id, const char *name,
+                        size_t len);
+
 /* The rule that keeps name's events for app, or NULL when they are not kept. */
 const hk_history_rule *history_rule(const hk_app *app, const char *name, size_t len);
 

@@ -129,3 +129,10 @@ const char *history_id_check(const char *s, size_t len, const char *app_id, cons
         return "the id is an event id of another channel";
     return NULL;
 }
+
+bool history_id_belongs(const char *id, size_t id_len, const char *app_id, const char *name,
+                        size_t len)
+{
+    history_id parsed;
+    return history_id_check(id, id_len, app_id, name, len, &parsed) == NULL;
+}

@@ -8,6 +8,7 @@
 #include "net/http_response.h"
 #include "net/server.h"
 #include "net/worker.h"
+#include "transport/sse_transport.h"
 #include "transport/xhr_transport.h"
 #include "util/buf.h"
 #include "webhook/webhook.h"
@@ -66,8 +67,9 @@ static void metrics(conn *c)
                server_connections(srv));
     buf_printf(&b,
                "# TYPE hark_sessions gauge\nhark_sessions{transport=\"all\"} %ld\n"
-               "hark_sessions{transport=\"xhr\"} %ld\n",
-               (long)atomic_load(&srv->sessions), xhr_transport_sessions());
+               "hark_sessions{transport=\"xhr\"} %ld\nhark_sessions{transport=\"sse\"} %ld\n",
+               (long)atomic_load(&srv->sessions), xhr_transport_sessions(),
+               sse_transport_sessions());
     for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
         buf_printf(&b, "# TYPE %s counter\n%s %llu\n", counters[i].name, counters[i].name,
                    (unsigned long long)sum_stat(srv, counters[i].offset));

@@ -30,7 +30,7 @@ void handle_signin(session *s, const pusher_msg *m)
         refuse(s, "Sign-in refused: auth and user_data are required");
         return;
     }
-    if (!sig_check_user(app->key, app->secret, s->sub.socket_id, user_data, ud_len, auth,
+    if (!sig_check_user(app->key, app->secret, session_signed_id(s), user_data, ud_len, auth,
                         auth_len)) {
         refuse(s, "Sign-in refused: invalid signature");
         return;

@@ -128,7 +128,7 @@ void handle_subscribe(session *s, const pusher_msg *m)
                                        "The connection is unauthorized: auth is missing", 401);
             return;
         }
-        if (!sig_check_channel(app->key, app->secret, s->sub.socket_id, name, name_len,
+        if (!sig_check_channel(app->key, app->secret, session_signed_id(s), name, name_len,
                                channel_data, cd_len, auth, auth_len)) {
             /* The string to sign, with the whole channel name (valid names
              * are ASCII). */
@@ -137,7 +137,7 @@ void handle_subscribe(session *s, const pusher_msg *m)
             buf_printf(&error,
                        "The connection is unauthorized: invalid signature, expected HMAC-SHA256 "
                        "hex of \"%s:",
-                       s->sub.socket_id);
+                       session_signed_id(s));
             buf_append(&error, name, name_len);
             buf_append_str(&error, channel_data ? ":<channel_data>\"" : "\"");
             char *text = buf_steal(&error);

@@ -15,6 +15,7 @@ static frame *frame_alloc(size_t len, uint8_t kind)
     f->seq = 0;
     f->stream = 0;
     atomic_init(&f->xhr, NULL);
+    atomic_init(&f->sse, NULL);
     return f;
 }
 
@@ -57,6 +58,7 @@ frame *frame_buf_take(buf *b)
     f->len = (uint32_t)len;
     f->kind = FRAME_MESSAGE;
     atomic_init(&f->xhr, NULL);
+    atomic_init(&f->sse, NULL);
     return f;
 }
 
@@ -66,8 +68,22 @@ void frame_unref(frame *f)
         frame *x = atomic_load_explicit(&f->xhr, memory_order_acquire);
         if (x)
             frame_unref(x);
+        x = atomic_load_explicit(&f->sse, memory_order_acquire);
+        if (x)
+            frame_unref(x);
         free(f);
     }
+}
+
+/* Caches made on f in *slot, once, whichever thread gets there first. */
+static frame *cached(_Atomic(frame *) *slot, frame *made)
+{
+    frame *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(slot, &expected, made, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return frame_ref(made); /* one reference is the cache's */
+    frame_unref(made);          /* another thread made it first */
+    return frame_ref(expected);
 }
 
 frame *frame_xhr(frame *f)
@@ -82,12 +98,66 @@ frame *frame_xhr(frame *f)
     buf_append_str(&b, "]\n");
     frame *made = frame_buf_take(&b);
     made->kind = FRAME_RAW;
-    frame *expected = NULL;
-    if (atomic_compare_exchange_strong_explicit(&f->xhr, &expected, made, memory_order_acq_rel,
-                                                memory_order_acquire))
-        return frame_ref(made); /* one reference is the cache's */
-    frame_unref(made);          /* another thread made it first */
-    return frame_ref(expected);
+    return cached(&f->xhr, made);
+}
+
+/* The event name of a message as its JSON has it ({"event":"<name>",…}). */
+static size_t event_name(const frame *f, const char **name)
+{
+    static const char lead[] = "{\"event\":\"";
+    size_t n = sizeof(lead) - 1;
+    const char *s = (const char *)f->data;
+    if (f->len <= n || memcmp(s, lead, n) != 0)
+        return 0;
+    size_t i = n;
+    while (i < f->len && s[i] != '"')
+        i += s[i] == '\\' ? 2 : 1;
+    *name = s + n;
+    return i < f->len ? i - n : 0;
+}
+
+/* The id at the end of a kept event ({…,"id":"<id>"}). */
+static size_t event_id(const frame *f, const char **id)
+{
+    static const char key[] = ",\"id\":\"";
+    const char *s = (const char *)f->data;
+    size_t n = sizeof(key) - 1;
+    if (f->seq == 0 || f->len < n + 3 || s[f->len - 1] != '}' || s[f->len - 2] != '"')
+        return 0;
+    for (size_t i = f->len - 2; i-- > n;) {
+        if (s[i] == '"' && memcmp(s + i - n + 1, key, n) == 0) {
+            *id = s + i + 1;
+            return f->len - 2 - (i + 1);
+        }
+    }
+    return 0;
+}
+
+frame *frame_sse(frame *f)
+{
+    frame *x = atomic_load_explicit(&f->sse, memory_order_acquire);
+    if (x)
+        return frame_ref(x);
+    buf b;
+    frame_buf_init(&b);
+    const char *id = NULL, *name = NULL;
+    size_t id_len = event_id(f, &id), name_len = event_name(f, &name);
+    if (id_len) {
+        buf_append_str(&b, "id: ");
+        buf_append(&b, id, id_len);
+        buf_append_char(&b, '\n');
+    }
+    if (name_len) {
+        buf_append_str(&b, "event: ");
+        buf_append(&b, name, name_len);
+        buf_append_char(&b, '\n');
+    }
+    buf_append_str(&b, "data: ");
+    buf_append(&b, f->data, f->len); /* compact JSON: no line breaks */
+    buf_append_char(&b, '\n');
+    frame *made = frame_buf_take(&b);
+    made->kind = FRAME_RAW;
+    return cached(&f->sse, made);
 }
 
 uint64_t frame_stream(const char *name, size_t len)

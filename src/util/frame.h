@@ -34,6 +34,7 @@ typedef struct frame {
     /* The message as an HTTP fallback frame (frame_xhr), made by the first
      * such transport that sends it and shared by the others. */
     _Atomic(struct frame *) xhr;
+    _Atomic(struct frame *) sse; /* and as an event-stream record (frame_sse) */
     uint8_t data[];
 } frame;
 
@@ -69,6 +70,11 @@ void frame_unref(frame *f);
  * a["<the message as a JSON string, ASCII only>"]\n. Made once per frame
  * and cached on it (any thread); returns a new reference. */
 frame *frame_xhr(frame *f);
+/* The same for Server-Sent Events: "id: <the event's id>\n" (events kept
+ * in history), "event: <name>\n", "data: <message>\n", without the blank
+ * line that ends the record (the stream adds it, after an id line of its
+ * own when it carries several channels). */
+frame *frame_sse(frame *f);
 
 /* The stream hash of a channel name (FNV-1a, 64 bits). */
 uint64_t frame_stream(const char *name, size_t len);

@@ -1,0 +1,482 @@
+#include "transport/sse_transport.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "history/history.h"
+#include "net/http_response.h"
+#include "net/server.h"
+#include "net/worker.h"
+#include "protocol/channel_name.h"
+#include "protocol/errors.h"
+#include "session/session.h"
+#include "util/http_query.h"
+#include "util/xalloc.h"
+
+#define SSE_WORKERS 1025
+#define SSE_ID_MAX 64
+
+static const char cors[] = "Access-Control-Allow-Origin: *\r\nCache-Control: no-store\r\n";
+
+/* A channel of the stream and where the client is in it. */
+typedef struct sse_channel {
+    uint64_t stream;       /* frame_stream of its name */
+    char last[SSE_ID_MAX]; /* the newest id sent, "" = none */
+} sse_channel;
+
+typedef struct sse_session {
+    session s; /* first: the hub's subscriber is this */
+    struct sse_session *prev, *next;
+    worker *w;
+    uint64_t token;    /* the GET being answered (conn_defer_reply) */
+    time_t expires_at; /* of the URL's token, 0 = none (public channels only) */
+    uint64_t last_write_ms;
+    bool closing, ended;
+    uint32_t num_channels;
+    sse_channel channels[SSE_MAX_CHANNELS];
+} sse_session;
+
+static sse_session *owned[SSE_WORKERS]; /* by worker id; each touched by its own thread */
+static atomic_long open_streams;
+
+long sse_transport_sessions(void)
+{
+    return atomic_load(&open_streams);
+}
+
+/* ---- the path ------------------------------------------------------------------ */
+
+static bool parse_path(const hk_config *cfg, const http_request *req, const char **key,
+                       size_t *key_len)
+{
+    size_t plen = strlen(cfg->path_prefix);
+    const char *p = req->path;
+    size_t n = req->path_len;
+    if (n < plen + 5 + 1 + 4 || memcmp(p, cfg->path_prefix, plen) != 0 ||
+        memcmp(p + plen, "/app/", 5) != 0 || memcmp(p + n - 4, "/sse", 4) != 0)
+        return false;
+    *key = p + plen + 5;
+    *key_len = n - plen - 5 - 4;
+    return *key_len > 0 && !memchr(*key, '/', *key_len);
+}
+
+bool sse_transport_match(const hk_config *cfg, const http_request *req)
+{
+    const char *key;
+    size_t len;
+    return !req->upgrade_websocket && parse_path(cfg, req, &key, &len);
+}
+
+/* ---- output -------------------------------------------------------------------- */
+
+static conn *stream_of(sse_session *ss)
+{
+    return ss->token ? conn_deferred(ss->w, ss->token) : NULL;
+}
+
+static void write_frame(sse_session *ss, conn *c, frame *f)
+{
+    if (c->out.bytes + f->len > ss->w->cfg->max_output_bytes && !ss->closing) {
+        ss->closing = true; /* a slow consumer: nothing more, and it ends */
+        session_close(&ss->s, PUSHER_OVER_CAPACITY, "Slow consumer: too much unsent data");
+        return;
+    }
+    conn_send(c, f);
+    ss->last_write_ms = conn_now(c);
+}
+
+static void write_text(sse_session *ss, conn *c, const char *text)
+{
+    frame *f = frame_raw(text, strlen(text));
+    write_frame(ss, c, f);
+    frame_unref(f);
+}
+
+/* The stream's position in every channel, as one id: "<id>,<id>,…" (the
+ * newest id of each channel that has had one). */
+static void write_position(sse_session *ss, conn *c)
+{
+    char line[8 + SSE_MAX_CHANNELS * SSE_ID_MAX];
+    size_t n = 0;
+    memcpy(line, "id: ", 4);
+    n = 4;
+    for (uint32_t i = 0; i < ss->num_channels; i++) {
+        size_t len = strlen(ss->channels[i].last);
+        if (!len)
+            continue;
+        if (n > 4)
+            line[n++] = ',';
+        memcpy(line + n, ss->channels[i].last, len);
+        n += len;
+    }
+    memcpy(line + n, "\n\n", 2);
+    n += 2;
+    frame *f = frame_raw(line, n);
+    write_frame(ss, c, f);
+    frame_unref(f);
+}
+
+/* Notes the id of a kept event in its channel's slot. */
+static void note_position(sse_session *ss, const frame *f)
+{
+    static const char key[] = ",\"id\":\"";
+    const char *s = (const char *)f->data;
+    size_t kl = sizeof(key) - 1;
+    if (f->seq == 0 || f->len < kl + 3)
+        return;
+    for (uint32_t i = 0; i < ss->num_channels; i++) {
+        if (ss->channels[i].stream != f->stream)
+            continue;
+        for (size_t at = f->len - 2; at-- > kl;) {
+            if (s[at] == '"' && memcmp(s + at - kl + 1, key, kl) == 0) {
+                size_t len = f->len - 2 - (at + 1);
+                if (len < SSE_ID_MAX) {
+                    memcpy(ss->channels[i].last, s + at + 1, len);
+                    ss->channels[i].last[len] = '\0';
+                }
+                return;
+            }
+        }
+    }
+}
+
+/* The blank line that ends a record: one frame for every stream. */
+static frame *blank_line(void)
+{
+    static _Atomic(frame *) blank;
+    frame *f = atomic_load(&blank);
+    if (f)
+        return f;
+    frame *made = frame_raw("\n", 1);
+    frame *expected = NULL;
+    if (atomic_compare_exchange_strong(&blank, &expected, made))
+        return made; /* kept for the life of the process */
+    frame_unref(made);
+    return expected;
+}
+
+static void sse_send(session *s, frame *f)
+{
+    sse_session *ss = (sse_session *)s;
+    conn *c = stream_of(ss);
+    if (!c || ss->closing)
+        return;
+    frame *rec = frame_sse(f);
+    write_frame(ss, c, rec);
+    frame_unref(rec);
+    if (ss->num_channels > 1 && f->seq) {
+        /* several channels: the record's own id is overridden by the
+         * stream's position in all of them (the last id field wins) */
+        note_position(ss, f);
+        write_position(ss, c);
+    } else {
+        write_frame(ss, c, blank_line());
+    }
+}
+
+/* The session closes the stream: its pusher:error went out as a record;
+ * the response ends and the session ends at the next sweep. */
+static void sse_close(session *s, int code, const char *reason)
+{
+    sse_session *ss = (sse_session *)s;
+    ss->closing = true;
+    conn *c = stream_of(ss);
+    if (c) {
+        c->http_close = true;
+        conn_reply_sent(c);
+    }
+    ss->token = 0;
+}
+
+static size_t sse_unsent(const session *s)
+{
+    const sse_session *ss = (const sse_session *)s;
+    conn *c = ss->token ? conn_deferred(ss->w, ss->token) : NULL;
+    return c ? c->out.bytes : 0;
+}
+
+static const session_transport sse_ops = {sse_send, sse_close, sse_unsent};
+
+/* ---- streams ------------------------------------------------------------------- */
+
+static void free_stream(sse_session *ss)
+{
+    if (!ss->ended) {
+        ss->ended = true;
+        session_end(&ss->s);
+    }
+    conn *c = stream_of(ss);
+    if (c) {
+        c->http_close = true;
+        conn_reply_sent(c);
+    }
+    sse_session **head = &owned[ss->w->id % SSE_WORKERS];
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        *head = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
+    atomic_fetch_sub(&ss->w->srv->sessions, 1);
+    atomic_fetch_sub(&open_streams, 1);
+    free(ss);
+}
+
+void sse_transport_sweep(worker *w, uint64_t now)
+{
+    time_t wall = time(NULL);
+    sse_session *next;
+    for (sse_session *ss = owned[w->id % SSE_WORKERS]; ss; ss = next) {
+        next = ss->next;
+        conn *c = stream_of(ss);
+        if (!c) { /* the client went (or the stream was closed) */
+            free_stream(ss);
+            continue;
+        }
+        if (ss->expires_at && wall >= ss->expires_at && !ss->closing)
+            session_close(&ss->s, PUSHER_UNAUTHORIZED,
+                          "The stream's authorization expired: open it again with a new token");
+        else if (!ss->closing && w->srv->draining)
+            session_close(&ss->s, PUSHER_RECONNECT, "Server is shutting down");
+        else if (now - ss->last_write_ms >= w->cfg->fallback_heartbeat_ms)
+            write_text(ss, c, ": keep-alive\n\n");
+        if (!ss->closing)
+            session_tick(&ss->s, now);
+    }
+}
+
+void sse_transport_worker_stop(worker *w)
+{
+    while (owned[w->id % SSE_WORKERS])
+        free_stream(owned[w->id % SSE_WORKERS]);
+}
+
+/* ---- the request --------------------------------------------------------------- */
+
+/* Every value of a repeated query parameter "<channel>:<value>" for name. */
+static bool param_for(const http_request *req, const char *key, const char *channel,
+                      size_t channel_len, char *out, size_t cap)
+{
+    http_query_iter it;
+    http_query_iter_init(&it, req->query, req->query_len);
+    const char *k, *v;
+    size_t kl, vl;
+    size_t want = strlen(key);
+    while (http_query_next(&it, &k, &kl, &v, &vl)) {
+        if (kl != want || memcmp(k, key, kl) != 0 || vl >= cap)
+            continue;
+        long n = http_percent_decode(v, vl, out, true);
+        if (n > (long)channel_len && memcmp(out, channel, channel_len) == 0 &&
+            out[channel_len] == ':') {
+            memmove(out, out + channel_len + 1, (size_t)n - channel_len);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A decoded single parameter into a heap string; NULL when absent. */
+static char *param(const http_request *req, const char *key)
+{
+    size_t cap = req->query_len + 1;
+    char *out = xmalloc(cap);
+    if (http_query_get(req->query, req->query_len, key, out, cap) < 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+static void refuse(conn *c, int status, const char *why)
+{
+    char body[300];
+    int n = snprintf(body, sizeof(body), "%s\n", why);
+    http_respond(c, status, "text/plain", body, (size_t)n, cors);
+}
+
+/* Its token's expiry: "<unix seconds>.<digits>", at most SSE_MAX_AHEAD_S
+ * ahead; 0 when it is not one. */
+static time_t token_expiry(const char *token)
+{
+    if (!socket_id_valid(token, strlen(token)))
+        return 0;
+    time_t at = (time_t)strtoll(token, NULL, 10);
+    time_t now = time(NULL);
+    return at > now && at <= now + SSE_MAX_AHEAD_S ? at : 0;
+}
+
+/* The id of since (a list of ids, any order) that belongs to channel: its
+ * tag names it. */
+static bool since_for(const char *since, const hk_app *app, const char *name, size_t len, char *out,
+                      size_t cap)
+{
+    for (const char *p = since; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n < cap && history_id_belongs(p, n, app->id, name, len)) {
+            memcpy(out, p, n);
+            out[n] = '\0';
+            return true;
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    return false;
+}
+
+static void subscribe(sse_session *ss, const http_request *req, const hk_app *app, const char *name,
+                      size_t len, const char *since, uint64_t now)
+{
+    json_t *data = json_object();
+    json_object_set_new(data, "channel", json_stringn(name, len));
+    char value[4096];
+    if (param_for(req, "auth", name, len, value, sizeof(value)))
+        json_object_set_new(data, "auth", json_string(value));
+    if (param_for(req, "channel_data", name, len, value, sizeof(value)))
+        json_object_set_new(data, "channel_data", json_string(value));
+    char id[SSE_ID_MAX];
+    if (since_for(since, app, name, len, id, sizeof(id))) {
+        json_object_set_new(data, "since", json_string(id));
+        /* the stream's position in it until an event moves it */
+        for (uint32_t i = 0; i < ss->num_channels; i++)
+            if (ss->channels[i].stream == frame_stream(name, len))
+                memcpy(ss->channels[i].last, id, strlen(id) + 1);
+    }
+    json_t *msg = json_pack("{s:s, s:o}", "event", "pusher:subscribe", "data", data);
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    session_receive(&ss->s, text, strlen(text), now);
+    free(text);
+}
+
+static void sign_in(sse_session *ss, const http_request *req, uint64_t now)
+{
+    char *user_data = param(req, "user_data"), *auth = param(req, "user_auth");
+    if (user_data && auth) {
+        json_t *msg = json_pack("{s:s, s:{s:s, s:s}}", "event", "pusher:signin", "data", "auth",
+                                auth, "user_data", user_data);
+        char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+        json_decref(msg);
+        if (text)
+            session_receive(&ss->s, text, strlen(text), now);
+        free(text);
+    }
+    free(user_data);
+    free(auth);
+}
+
+void sse_transport_request(conn *c, const http_request *req)
+{
+    if (req->method_len == 7 && memcmp(req->method, "OPTIONS", 7) == 0) {
+        static const char allow[] = "Access-Control-Allow-Origin: *\r\n"
+                                    "Access-Control-Allow-Methods: GET, OPTIONS\r\n"
+                                    "Access-Control-Allow-Headers: Last-Event-ID, Content-Type\r\n"
+                                    "Access-Control-Max-Age: 86400\r\n";
+        http_respond(c, 204, "text/plain", "", 0, allow);
+        return;
+    }
+    if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0) {
+        refuse(c, 405, "Use GET");
+        return;
+    }
+    const char *key;
+    size_t key_len;
+    parse_path(conn_config(c), req, &key, &key_len);
+    const worker_services *services = conn_worker_data(c);
+    const hk_app *app = NULL;
+    char message[256];
+    if (session_admit(services->hub, key, key_len, req->query, req->query_len, &app, message,
+                      sizeof(message))) {
+        refuse(c, 404, message);
+        return;
+    }
+    char *channels = param(req, "channels");
+    char *token = param(req, "socket_id");
+    char *since = param(req, "since");
+    const http_header *last = http_request_header(req, "last-event-id");
+    if (!since && last && last->value_len > 0)
+        since = xmemdup(last->value, last->value_len);
+    const char *names[SSE_MAX_CHANNELS];
+    size_t lens[SSE_MAX_CHANNELS];
+    uint32_t count = 0;
+    const char *why = NULL;
+    bool needs_token = false;
+    for (const char *p = channels; p && *p && !why;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        const char *reason = NULL;
+        if (count == SSE_MAX_CHANNELS)
+            why = "channels: at most 20 channels per stream";
+        else if (!channel_name_valid(p, n, app->max_channel_name_length, &reason))
+            why = "channels: a comma-separated list of valid channel names";
+        else {
+            names[count] = p;
+            lens[count++] = n;
+            channel_kind kind = channel_classify(p, n);
+            needs_token = needs_token || channel_kind_needs_auth(kind);
+        }
+        p = comma ? comma + 1 : NULL;
+    }
+    if (!why && count == 0)
+        why = "channels: name at least one channel";
+    char *user_auth = param(req, "user_auth");
+    needs_token = needs_token || user_auth;
+    free(user_auth);
+    time_t expires = 0;
+    if (!why && needs_token && (!token || !(expires = token_expiry(token))))
+        why = "socket_id: private, presence and signed-in streams need a token "
+              "<unix expiry seconds>.<digits>, in the future and at most a day ahead, "
+              "signed like a socket id";
+    if (why) {
+        refuse(c, why[0] == 's' && why[1] == 'o' ? 401 : 400, why);
+        free(channels);
+        free(token);
+        free(since);
+        return;
+    }
+
+    worker *w = conn_worker(c);
+    sse_session *ss = xcalloc(1, sizeof(*ss));
+    session_init(&ss->s, services, &sse_ops);
+    ss->w = w;
+    ss->expires_at = expires;
+    if (token && expires)
+        snprintf(ss->s.signed_id, sizeof(ss->s.signed_id), "%s", token);
+    ss->num_channels = count;
+    for (uint32_t i = 0; i < count; i++)
+        ss->channels[i].stream = frame_stream(names[i], lens[i]);
+    sse_session **head = &owned[w->id % SSE_WORKERS];
+    ss->next = *head;
+    if (*head)
+        (*head)->prev = ss;
+    *head = ss;
+    atomic_fetch_add(&w->srv->sessions, 1);
+    atomic_fetch_add(&open_streams, 1);
+
+    ss->token = conn_defer_reply(c);
+    static const char head_text[] = "HTTP/1.1 200 OK\r\n"
+                                    "Content-Type: text/event-stream\r\n"
+                                    "Cache-Control: no-store\r\n"
+                                    "Access-Control-Allow-Origin: *\r\n"
+                                    "Connection: close\r\n\r\n"
+                                    "retry: 2000\n\n";
+    conn_send_raw(c, head_text, sizeof(head_text) - 1);
+    uint64_t now = conn_now(c);
+    ss->last_write_ms = now;
+    server *srv = w->srv;
+    if (srv->draining)
+        session_close(&ss->s, PUSHER_RECONNECT, "Server is shutting down");
+    else if (server_sessions(srv) > srv->max_connections)
+        session_close(&ss->s, PUSHER_OVER_CAPACITY, "The server is over capacity");
+    else if (session_start(&ss->s, app, now)) {
+        sign_in(ss, req, now);
+        for (uint32_t i = 0; i < count && !ss->closing; i++)
+            subscribe(ss, req, app, names[i], lens[i], since, now);
+    }
+    free(channels);
+    free(token);
+    free(since);
+}
