@@ -105,6 +105,16 @@ export function cpuSeconds(pid) {
     } catch { return null; }
 }
 
+// A process's write system calls so far (write, writev, send…: syscw in
+// /proc/PID/io), or null.
+export function writeCalls(pid) {
+    if (!pid) return null;
+    try {
+        const m = /^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+        return m ? Number(m[1]) : null;
+    } catch { return null; }
+}
+
 // The whole machine's [busy, total] jiffies (/proc/stat, all cores);
 // busyPct(a, b) turns two readings into % of one core, like the loadgen.
 export function machineTicks() {
@@ -126,10 +136,11 @@ export function loadNote(what, srvPct, clientPct, busy) {
     const f = (v) => Number(v ?? 0).toFixed(0);
     if (busy != null && busy >= 90 * ncpu) {
         return `NOTE: ${what}: the machine was ${f(busy)}% busy (server ${f(srvPct)}%, this client ${f(clientPct)}%, `
-            + `other ${f(busy - (srvPct ?? 0) - (clientPct ?? 0))}%): all ${ncpu} cores were in use, the figure is bounded by the machine`;
+            + `other ${f(busy - (srvPct ?? 0) - (clientPct ?? 0))}%, softirq and other work): all ${ncpu} cores were in use, `
+            + 'the figure is bounded by the machine';
     }
     if (clientPct != null && clientPct >= 90) {
-        return `NOTE: ${what}: this client (one Node thread) used ${f(clientPct)}% of a core: the figure may be the client's limit`;
+        return `NOTE: ${what}: this client (one Node process) used ${f(clientPct)}% of a core: the figure may be the client's limit`;
     }
     return '';
 }

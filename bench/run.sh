@@ -380,6 +380,10 @@ kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f
         cat bench/HISTORY.md
         echo
     fi
+    if [[ -f bench/CHAT.md ]]; then # the last bench/chat.sh run (unread counts, typing, read receipts)
+        cat bench/CHAT.md
+        echo
+    fi
     echo "<details><summary>Raw RESULT lines</summary>"
     echo
     echo '```'
