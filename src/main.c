@@ -22,6 +22,7 @@
 #include "ops/health.h"
 #include "net/worker.h"
 #include "transport/ws_transport.h"
+#include "transport/poll_transport.h"
 #include "transport/sse_transport.h"
 #include "transport/xhr_transport.h"
 #include "util/log.h"
@@ -145,6 +146,8 @@ static void on_request(conn *c, const http_request *req, const char *body, size_
         xhr_transport_request(c, req, body, len);
     else if (sse_transport_match(conn_config(c), req))
         sse_transport_request(c, req);
+    else if (poll_transport_match(conn_config(c), req))
+        poll_transport_request(c, req);
     else
         api_handle(c, req, body, len);
 }

@@ -139,7 +139,11 @@ void api_user_read(api_request *r, const char *raw, size_t raw_len)
         api_error(r, 400, "id: must be a string (an event id)");
     } else if (!r->history ||
                !history_rule(r->app, json_string_value(channel), json_string_length(channel))) {
-        api_error(r, 400, "channel: its events are not kept (see the app's history rules)");
+        /* no events here: nothing to read, and no id can be of it */
+        if (json_is_string(read_id))
+            api_error(r, 400, "id: this channel's events are not kept, so it has no ids");
+        else
+            http_respond(r->c, 200, "application/json", "{\"moved\":false}", 15, NULL);
     } else {
         api_waiting *wa = api_waiting_new(r);
         char err[200];

@@ -46,6 +46,9 @@ void job_free(job *j)
     free(j->channel);
     free(j->user);
     free(j->names_json);
+    for (size_t i = 0; i < j->num_poll; i++)
+        free(j->poll[i].name);
+    free(j->poll);
     for (size_t i = 0; i < j->num_frames; i++)
         frame_unref(j->frames[i]);
     free(j->frames);
@@ -70,6 +73,7 @@ void history_enqueue(history *hs, job *j)
 
 static void forget_channels(history *hs)
 {
+    history_wake_all(hs); /* waiting polls point at the entries */
     for (size_t i = 0; i < hs->channels.cap; i++)
         if (hs->channels.slots[i].key)
             free(hs->channels.slots[i].value);
@@ -167,6 +171,8 @@ static int write_events(history *hs, job *j)
             return -1;
         c->ch.last_seq = ev.seq;
         c->max_events = e->max_events;
+        if (c->waiters)
+            history_wake_waiters(hs, c); /* they run after this commit */
         if (!c->appended) {
             c->appended = true;
             if (hs->num_touched == hs->cap_touched) {
@@ -310,6 +316,9 @@ static void run_batch(history *hs, job *batch)
         case JOB_UNREAD:
             history_run_unread(hs, j);
             break;
+        case JOB_POLL:
+            history_run_poll(hs, j);
+            break;
         }
     }
     if (rc == 0)
@@ -351,8 +360,12 @@ static void run_batch(history *hs, job *batch)
         case JOB_UNREAD:
             history_answer_unread(j);
             break;
+        case JOB_POLL:
+            history_answer_poll(j);
+            break;
         }
     }
+    history_requeue_woken(hs);
 }
 
 typedef struct trim_ctx {
@@ -419,6 +432,11 @@ static void *history_main(void *arg)
     for (;;) {
         while (!hs->head && !hs->stopping) {
             uint64_t now = mono_ms();
+            pthread_mutex_unlock(&hs->lock);
+            uint64_t next_poll = history_expire_polls(hs, now);
+            pthread_mutex_lock(&hs->lock);
+            if (hs->head || hs->stopping)
+                break;
             if (now >= hs->next_trim_ms) {
                 pthread_mutex_unlock(&hs->lock);
                 trim_by_age(hs);
@@ -427,7 +445,10 @@ static void *history_main(void *arg)
             }
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            uint64_t wait = hs->next_trim_ms - now;
+            uint64_t until_ms = hs->next_trim_ms;
+            if (next_poll && next_poll < until_ms)
+                until_ms = next_poll;
+            uint64_t wait = until_ms > now ? until_ms - now : 0;
             until.tv_sec += (time_t)(wait / 1000);
             until.tv_nsec += (long)(wait % 1000) * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
@@ -451,6 +472,7 @@ static void *history_main(void *arg)
         pthread_mutex_lock(&hs->lock);
     }
     pthread_mutex_unlock(&hs->lock);
+    history_expire_polls(hs, UINT64_MAX); /* stopping: waiting polls are answered now */
     return NULL;
 }
 
@@ -483,7 +505,9 @@ history_stats history_get_stats(history *hs)
                            .write_failures = atomic_load(&hs->write_failures),
                            .replay_bytes = atomic_load(&hs->replay_bytes),
                            .unread_statements = atomic_load(&hs->st->unread_statements),
-                           .notes_dropped = atomic_load(&hs->notes_dropped)};
+                           .notes_dropped = atomic_load(&hs->notes_dropped),
+                           .poll_statements = atomic_load(&hs->st->poll_statements),
+                           .polls_waiting = atomic_load(&hs->num_parked)};
 }
 
 void history_stop(history *hs)

@@ -116,6 +116,8 @@ typedef struct history_stats {
     uint64_t replay_bytes;      /* gauge: answers held by sessions (HISTORY_REPLAY_BUDGET) */
     uint64_t unread_statements; /* store statements run for unread counts */
     uint64_t notes_dropped;     /* "was subscribed" notes over HISTORY_NOTES_MAX */
+    uint64_t poll_statements;   /* store statements run for polls */
+    uint64_t polls_waiting;     /* gauge: long polls parked until an event */
 } history_stats;
 history_stats history_get_stats(history *hs);
 
@@ -189,5 +191,38 @@ typedef void (*history_unread_fn)(hub *h, void *ctx, const history_unread_result
 void history_unread(history *hs, hub *from, size_t app, const char *user, size_t user_len,
                     const char *const *channels, const size_t *channel_lens, size_t num_channels,
                     history_unread_fn done, void *ctx);
+
+/* --- polls (history_poll.c) ------------------------------------------------------- */
+
+typedef struct history_poll_channel {
+    const char *name; /* a kept channel */
+    size_t len;
+    const char *since; /* its last id known to the client; NULL: from now on */
+    size_t since_len;
+} history_poll_channel;
+
+typedef struct history_poll_query {
+    const history_poll_channel *channels;
+    size_t num_channels;
+    const char *user; /* signed in: with unread counts; NULL: none */
+    size_t user_len;
+    uint32_t wait_ms; /* nothing new: wait this long for an event (0: answer at once) */
+    uint32_t limit;   /* events per channel per answer */
+} history_poll_query;
+
+typedef struct history_poll_result {
+    int status; /* 200, 400, 503 */
+    const char *error;
+    const buf *json; /* 200: {"events":[…],"since":"…","channels":{…}} */
+} history_poll_result;
+typedef void (*history_poll_fn)(hub *h, void *ctx, const history_poll_result *r);
+
+/* The events of the channels after their ids, in one store statement; with
+ * wait_ms and nothing new, the poll waits on the history thread without a
+ * statement until one of its channels gets an event (then one statement)
+ * or the time is up (an answer without events, without a statement). An id
+ * malformed or of another channel: false, why in err, nothing queued. */
+bool history_poll(history *hs, hub *from, size_t app, const history_poll_query *q,
+                  history_poll_fn done, void *ctx, char *err, size_t cap);
 
 #endif

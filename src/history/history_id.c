@@ -112,8 +112,8 @@ const char *history_id_parse(const char *s, size_t len, history_id *out)
             return bad;
         seq = seq * 10 + (uint64_t)(*p - '0');
     }
-    if (seq == 0)
-        return bad;
+    /* seq 0 is the place before a history's first event: a poll or an event
+     * stream that has seen none yet stands there */
     out->tag = tag;
     out->seq = seq;
     return NULL;

@@ -32,7 +32,7 @@ const char *history_id_check(const char *s, size_t len, const char *app_id, cons
 
 /* --- jobs --- */
 
-enum job_kind { JOB_PUBLISH, JOB_RESUME, JOB_PAGE, JOB_READ, JOB_NOTE, JOB_UNREAD };
+enum job_kind { JOB_PUBLISH, JOB_RESUME, JOB_PAGE, JOB_READ, JOB_NOTE, JOB_UNREAD, JOB_POLL };
 
 typedef struct job_event {
     char *channel, *event, *data, *user_id; /* user_id may be NULL */
@@ -43,6 +43,22 @@ typedef struct job_event {
     char epoch[STORE_EPOCH_LEN + 1];
     uint32_t tag;
 } job_event;
+
+struct chan_entry;
+
+/* A channel of a poll; while the poll waits, it is on its channel's
+ * waiters list. */
+typedef struct poll_channel {
+    char *name;
+    size_t len;
+    bool has_since;
+    history_id since;
+    uint64_t after; /* the seq events are read after (set by the thread) */
+    bool recovered;
+    struct job *job;
+    struct chan_entry *entry; /* waited on */
+    struct poll_channel *wprev, *wnext;
+} poll_channel;
 
 typedef struct job {
     enum job_kind kind;
@@ -84,14 +100,23 @@ typedef struct job {
     char *names_json; /* JOB_UNREAD: the channels asked, NULL: the user's */
     history_read_fn read_done;
     history_unread_fn unread_done;
+    /* JOB_POLL */
+    poll_channel *poll;
+    size_t num_poll;
+    uint64_t deadline_ms; /* monotonic; 0: no wait */
+    bool parked, expired;
+    bool woken;                /* off the waiter lists, to run again (the woken list) */
+    struct job *pprev, *pnext; /* the parked list */
+    history_poll_fn polled;
 } job;
 
 /* A channel the thread knows: its store row and its rule. */
 typedef struct chan_entry {
     store_channel ch;
     uint32_t tag;
-    uint32_t max_events; /* of the rule it was last appended under */
-    bool appended;       /* in the batch being written (on the touched list) */
+    uint32_t max_events;   /* of the rule it was last appended under */
+    bool appended;         /* in the batch being written (on the touched list) */
+    poll_channel *waiters; /* long polls waiting for its next event */
     uint32_t key_len;
     char key[]; /* "<app index>:<name>" */
 } chan_entry;
@@ -111,6 +136,9 @@ struct history {
     _Atomic size_t replay_bytes; /* HISTORY_REPLAY_BUDGET: held by sessions */
     _Atomic uint64_t events_stored, write_failures, notes_dropped;
     _Atomic size_t notes_queued; /* JOB_NOTE waiting (HISTORY_NOTES_MAX) */
+    job *parked;                 /* long polls waiting (history_poll.c) */
+    job *woken;                  /* long polls to run again after this batch */
+    _Atomic size_t num_parked;
     uint64_t next_trim_ms;
 };
 
@@ -136,5 +164,20 @@ int history_run_note(history *hs, job *j);
 void history_run_unread(history *hs, job *j);
 void history_answer_read(job *j);
 void history_answer_unread(job *j);
+
+/* history_poll.c */
+void history_run_poll(history *hs, job *j);
+void history_answer_poll(job *j);
+/* A channel got events in this batch: its waiting polls run again after
+ * the commit (requeued). */
+void history_wake_waiters(history *hs, struct chan_entry *c);
+/* Every waiting poll runs again (the channel cache is being emptied). */
+void history_wake_all(history *hs);
+/* Queues the woken polls again (after a batch has been answered). */
+void history_requeue_woken(history *hs);
+/* Answers the polls whose wait is over (no statement); returns the
+ * monotonic time of the next deadline, 0 if none. */
+uint64_t history_expire_polls(history *hs, uint64_t now_ms);
+uint64_t history_mono_ms(void);
 
 #endif

@@ -90,10 +90,14 @@ static void metrics(conn *c)
                    "# TYPE hark_history_unread_statements_total counter\n"
                    "hark_history_unread_statements_total %llu\n"
                    "# TYPE hark_history_notes_dropped_total counter\n"
-                   "hark_history_notes_dropped_total %llu\n",
+                   "hark_history_notes_dropped_total %llu\n"
+                   "# TYPE hark_history_poll_statements_total counter\n"
+                   "hark_history_poll_statements_total %llu\n"
+                   "# TYPE hark_history_polls_waiting gauge\nhark_history_polls_waiting %llu\n",
                    (unsigned long long)hst.events_stored, (unsigned long long)hst.write_failures,
                    (unsigned long long)hst.replay_bytes, (unsigned long long)hst.unread_statements,
-                   (unsigned long long)hst.notes_dropped);
+                   (unsigned long long)hst.notes_dropped, (unsigned long long)hst.poll_statements,
+                   (unsigned long long)hst.polls_waiting);
     }
     hub *h = services->hub;
     for (size_t i = 0; i < h->num_apps; i++) {

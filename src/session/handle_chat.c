@@ -11,8 +11,9 @@
 #include "session/session_internal.h"
 #include "util/xalloc.h"
 
-/* Requests a connection may have waiting on the history thread at once. */
-#define CHAT_PENDING_MAX 16
+/* Requests a connection may have waiting on the history thread at once: a
+ * "mark all read" of a few hundred conversations fits; a flood does not. */
+#define CHAT_PENDING_MAX 512
 #define UNREAD_CHANNELS_MAX 100
 
 static void reject(session *s, const char *what, const char *why)
@@ -113,10 +114,7 @@ void handle_read(session *s, const pusher_msg *m)
         return;
     const hk_app *app = s->sub.app->cfg;
     const hub_channel *ch = slot->channel;
-    if (!history_rule(app, ch->name, ch->name_len)) {
-        reject(s, "hark:read", "this channel's events are not kept (see the app's history rules)");
-        return;
-    }
+    bool kept = history_rule(app, ch->name, ch->name_len) != NULL;
     json_t *data = m->data ? data_object(m) : NULL;
     if (m->data && !data && !json_is_null(m->data)) {
         reject(s, "hark:read", "data must be an object: {\"id\":\"<id>\"} or {}");
@@ -129,6 +127,12 @@ void handle_read(session *s, const pusher_msg *m)
         return;
     }
     bool has_id = id && json_is_string(id);
+    if (!kept) { /* no events here: nothing to read; and no id can be of it */
+        json_decref(data);
+        if (has_id)
+            reject(s, "hark:read", "id: this channel's events are not kept, so it has no ids");
+        return;
+    }
     chat_asker *a = asker_of(s);
     char err[200];
     const hub_user *u = s->sub.user;

@@ -51,6 +51,21 @@ typedef struct store_unread {
 } store_unread;
 typedef void (*store_unread_fn)(void *ctx, const store_unread *u);
 
+/* One row of a poll: a channel's summary, or one of its events. */
+typedef struct store_poll_row {
+    bool is_event;
+    const char *name;
+    size_t name_len;
+    const char *epoch; /* NULL: the channel has no history */
+    /* summary */
+    uint64_t first_seq, last_seq; /* retained, 0 = none */
+    bool has_read;                /* asked for a user, and the user has a cursor */
+    uint64_t read_seq, unread;    /* unread: when asked for a user */
+    /* event */
+    store_event ev;
+} store_poll_row;
+typedef void (*store_poll_fn)(void *ctx, const store_poll_row *row);
+
 typedef struct store_ops {
     int (*begin)(store *st);
     int (*commit)(store *st);
@@ -85,6 +100,11 @@ typedef struct store_ops {
      * user has a cursor on plus own_channel. fn is called per channel. */
     int (*unread)(store *st, const char *app, const char *user, size_t user_len,
                   const char *names_json, const char *own_channel, store_unread_fn fn, void *ctx);
+    /* A poll, in one statement: for each [name, after] of asked_json, a
+     * summary row (and, with user, that user's cursor and unread count),
+     * then at most limit events with seq > after per channel, ascending. */
+    int (*poll)(store *st, const char *app, const char *asked_json, const char *user,
+                size_t user_len, uint32_t limit, store_poll_fn fn, void *ctx);
     const char *(*error)(store *st);
     void (*close)(store *st);
 } store_ops;
@@ -92,6 +112,7 @@ typedef struct store_ops {
 struct store {
     const store_ops *ops;
     _Atomic uint64_t unread_statements; /* statements run for unread queries (/metrics) */
+    _Atomic uint64_t poll_statements;   /* statements run for polls (/metrics) */
 };
 
 /* SQLite in WAL mode at path (created, migrated to the current schema).
@@ -99,5 +120,6 @@ struct store {
 store *store_sqlite_open(const char *path, char *err, size_t cap);
 /* The SQL of the SQLite store's unread query (tests check its plan). */
 extern const char store_sqlite_unread_sql[];
+extern const char store_sqlite_poll_sql[];
 
 #endif

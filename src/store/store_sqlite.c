@@ -41,6 +41,7 @@ enum {
     ST_CHANNELS,
     ST_READ_SET,
     ST_UNREAD,
+    ST_POLL,
     ST_COUNT,
 };
 
@@ -61,6 +62,30 @@ const char store_sqlite_unread_sql[] =
     "     AND e.user_id IS NOT ?2) "
     "FROM names n LEFT JOIN channels c ON c.app = ?1 AND c.name = n.name "
     "LEFT JOIN reads r ON r.app = ?1 AND r.user = ?2 AND r.channel = c.key";
+
+/* A poll: the channels asked with the seq each is read after (?2, a JSON
+ * array of [name, after]); per channel a summary (newest and oldest
+ * retained seq, and with a user ?3 the cursor and the unread count), then
+ * the events after `after`, at most ?4 per channel. Every read is an index
+ * lookup or a range of a primary key. */
+const char store_sqlite_poll_sql[] =
+    "WITH asked(name, after) AS ("
+    "  SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?2)),"
+    " ch AS (SELECT a.name, a.after, c.key, c.epoch FROM asked a"
+    "  LEFT JOIN channels c ON c.app = ?1 AND c.name = a.name) "
+    "SELECT 0, ch.name, ch.epoch,"
+    "  coalesce((SELECT max(e.seq) FROM events e WHERE e.channel = ch.key), 0),"
+    "  coalesce((SELECT min(e.seq) FROM events e WHERE e.channel = ch.key), 0),"
+    "  (SELECT r.seq FROM reads r WHERE ?3 IS NOT NULL AND r.app = ?1 AND r.user = ?3"
+    "     AND r.channel = ch.key),"
+    "  CASE WHEN ?3 IS NULL THEN NULL ELSE (SELECT count(*) FROM events e"
+    "    WHERE e.channel = ch.key AND e.user_id IS NOT ?3 AND e.seq > coalesce((SELECT r.seq"
+    "      FROM reads r WHERE r.app = ?1 AND r.user = ?3 AND r.channel = ch.key), 0)) END,"
+    "  NULL, NULL, NULL FROM ch "
+    "UNION ALL SELECT * FROM (SELECT 1, name, epoch, seq, published_at_ms, NULL, NULL, event,"
+    "  data, user_id FROM (SELECT ch.name, ch.epoch, e.seq, e.published_at_ms, e.event, e.data,"
+    "  e.user_id, row_number() OVER (PARTITION BY ch.key ORDER BY e.seq) AS n"
+    "  FROM ch JOIN events e ON e.channel = ch.key AND e.seq > ch.after) WHERE n <= ?4)";
 
 static const char *const sql_text[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -91,6 +116,7 @@ static const char *const sql_text[ST_COUNT] = {
                     "ON CONFLICT(app, user, channel) DO UPDATE SET seq = excluded.seq "
                     "WHERE excluded.seq > reads.seq",
     [ST_UNREAD] = store_sqlite_unread_sql,
+    [ST_POLL] = store_sqlite_poll_sql,
 };
 
 static const char *const schema_v1 = "CREATE TABLE channels ("
@@ -348,6 +374,54 @@ static int op_unread(store *st, const char *app, const char *user, size_t user_l
     return rc == SQLITE_DONE ? 0 : fail(s, "counting unread events");
 }
 
+static int op_poll(store *st, const char *app, const char *asked_json, const char *user,
+                   size_t user_len, uint32_t limit, store_poll_fn fn, void *ctx)
+{
+    sqlite_store *s = as_sqlite(st);
+    sqlite3_stmt *q = s->st[ST_POLL];
+    sqlite3_bind_text(q, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, asked_json, -1, SQLITE_STATIC);
+    if (user)
+        sqlite3_bind_text(q, 3, user, (int)user_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q, 3);
+    sqlite3_bind_int64(q, 4, limit);
+    atomic_fetch_add(&s->base.poll_statements, 1);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        store_poll_row r = {
+            .is_event = sqlite3_column_int(q, 0) == 1,
+            .name = (const char *)sqlite3_column_text(q, 1),
+            .name_len = (size_t)sqlite3_column_bytes(q, 1),
+            .epoch = (const char *)sqlite3_column_text(q, 2),
+        };
+        if (!r.name)
+            continue;
+        if (r.is_event) {
+            r.ev = (store_event){
+                .seq = (uint64_t)sqlite3_column_int64(q, 3),
+                .published_at_ms = sqlite3_column_int64(q, 4),
+                .event = (const char *)sqlite3_column_text(q, 7),
+                .event_len = (size_t)sqlite3_column_bytes(q, 7),
+                .data = (const char *)sqlite3_column_text(q, 8),
+                .data_len = (size_t)sqlite3_column_bytes(q, 8),
+                .user_id = (const char *)sqlite3_column_text(q, 9),
+                .user_id_len = (size_t)sqlite3_column_bytes(q, 9),
+            };
+        } else {
+            r.last_seq = (uint64_t)sqlite3_column_int64(q, 3);
+            r.first_seq = (uint64_t)sqlite3_column_int64(q, 4);
+            r.has_read = sqlite3_column_type(q, 5) != SQLITE_NULL;
+            r.read_seq = (uint64_t)sqlite3_column_int64(q, 5);
+            r.unread = (uint64_t)sqlite3_column_int64(q, 6);
+        }
+        fn(ctx, &r);
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    return rc == SQLITE_DONE ? 0 : fail(s, "polling");
+}
+
 static const char *op_error(store *st)
 {
     return as_sqlite(st)->error;
@@ -414,6 +488,7 @@ static const store_ops sqlite_ops = {
     .channels = op_channels,
     .read_set = op_read_set,
     .unread = op_unread,
+    .poll = op_poll,
     .error = op_error,
     .close = op_close,
 };

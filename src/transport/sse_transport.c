@@ -14,6 +14,7 @@
 #include "protocol/channel_name.h"
 #include "protocol/errors.h"
 #include "session/session.h"
+#include "transport/url_auth.h"
 #include "util/http_query.h"
 #include "util/xalloc.h"
 
@@ -257,56 +258,11 @@ void sse_transport_worker_stop(worker *w)
 
 /* ---- the request --------------------------------------------------------------- */
 
-/* Every value of a repeated query parameter "<channel>:<value>" for name. */
-static bool param_for(const http_request *req, const char *key, const char *channel,
-                      size_t channel_len, char *out, size_t cap)
-{
-    http_query_iter it;
-    http_query_iter_init(&it, req->query, req->query_len);
-    const char *k, *v;
-    size_t kl, vl;
-    size_t want = strlen(key);
-    while (http_query_next(&it, &k, &kl, &v, &vl)) {
-        if (kl != want || memcmp(k, key, kl) != 0 || vl >= cap)
-            continue;
-        long n = http_percent_decode(v, vl, out, true);
-        if (n > (long)channel_len && memcmp(out, channel, channel_len) == 0 &&
-            out[channel_len] == ':') {
-            memmove(out, out + channel_len + 1, (size_t)n - channel_len);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* A decoded single parameter into a heap string; NULL when absent. */
-static char *param(const http_request *req, const char *key)
-{
-    size_t cap = req->query_len + 1;
-    char *out = xmalloc(cap);
-    if (http_query_get(req->query, req->query_len, key, out, cap) < 0) {
-        free(out);
-        return NULL;
-    }
-    return out;
-}
-
 static void refuse(conn *c, int status, const char *why)
 {
     char body[300];
     int n = snprintf(body, sizeof(body), "%s\n", why);
     http_respond(c, status, "text/plain", body, (size_t)n, cors);
-}
-
-/* Its token's expiry: "<unix seconds>.<digits>", at most SSE_MAX_AHEAD_S
- * ahead; 0 when it is not one. */
-static time_t token_expiry(const char *token)
-{
-    if (!socket_id_valid(token, strlen(token)))
-        return 0;
-    time_t at = (time_t)strtoll(token, NULL, 10);
-    time_t now = time(NULL);
-    return at > now && at <= now + SSE_MAX_AHEAD_S ? at : 0;
 }
 
 /* The id of since (a list of ids, any order) that belongs to channel: its
@@ -333,9 +289,9 @@ static void subscribe(sse_session *ss, const http_request *req, const hk_app *ap
     json_t *data = json_object();
     json_object_set_new(data, "channel", json_stringn(name, len));
     char value[4096];
-    if (param_for(req, "auth", name, len, value, sizeof(value)))
+    if (url_param_for(req, "auth", name, len, value, sizeof(value)))
         json_object_set_new(data, "auth", json_string(value));
-    if (param_for(req, "channel_data", name, len, value, sizeof(value)))
+    if (url_param_for(req, "channel_data", name, len, value, sizeof(value)))
         json_object_set_new(data, "channel_data", json_string(value));
     char id[SSE_ID_MAX];
     if (since_for(since, app, name, len, id, sizeof(id))) {
@@ -354,7 +310,7 @@ static void subscribe(sse_session *ss, const http_request *req, const hk_app *ap
 
 static void sign_in(sse_session *ss, const http_request *req, uint64_t now)
 {
-    char *user_data = param(req, "user_data"), *auth = param(req, "user_auth");
+    char *user_data = url_param(req, "user_data"), *auth = url_param(req, "user_auth");
     if (user_data && auth) {
         json_t *msg = json_pack("{s:s, s:{s:s, s:s}}", "event", "pusher:signin", "data", "auth",
                                 auth, "user_data", user_data);
@@ -393,40 +349,19 @@ void sse_transport_request(conn *c, const http_request *req)
         refuse(c, 404, message);
         return;
     }
-    char *channels = param(req, "channels");
-    char *token = param(req, "socket_id");
-    char *since = param(req, "since");
+    char *channels = url_param(req, "channels");
+    char *token = url_param(req, "socket_id");
+    char *since = url_param(req, "since");
     const http_header *last = http_request_header(req, "last-event-id");
     if (!since && last && last->value_len > 0)
         since = xmemdup(last->value, last->value_len);
-    const char *names[SSE_MAX_CHANNELS];
-    size_t lens[SSE_MAX_CHANNELS];
-    uint32_t count = 0;
-    const char *why = NULL;
-    bool needs_token = false;
-    for (const char *p = channels; p && *p && !why;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        const char *reason = NULL;
-        if (count == SSE_MAX_CHANNELS)
-            why = "channels: at most 20 channels per stream";
-        else if (!channel_name_valid(p, n, app->max_channel_name_length, &reason))
-            why = "channels: a comma-separated list of valid channel names";
-        else {
-            names[count] = p;
-            lens[count++] = n;
-            channel_kind kind = channel_classify(p, n);
-            needs_token = needs_token || channel_kind_needs_auth(kind);
-        }
-        p = comma ? comma + 1 : NULL;
-    }
-    if (!why && count == 0)
-        why = "channels: name at least one channel";
-    char *user_auth = param(req, "user_auth");
-    needs_token = needs_token || user_auth;
+    url_channels list;
+    const char *why = url_channels_parse(channels, app, SSE_MAX_CHANNELS, &list);
+    char *user_auth = url_param(req, "user_auth");
+    bool needs_token = list.needs_token || user_auth;
     free(user_auth);
     time_t expires = 0;
-    if (!why && needs_token && (!token || !(expires = token_expiry(token))))
+    if (!why && needs_token && !(expires = url_token_expiry(token)))
         why = "socket_id: private, presence and signed-in streams need a token "
               "<unix expiry seconds>.<digits>, in the future and at most a day ahead, "
               "signed like a socket id";
@@ -437,6 +372,9 @@ void sse_transport_request(conn *c, const http_request *req)
         free(since);
         return;
     }
+    const char *const *names = list.names;
+    const size_t *lens = list.lens;
+    uint32_t count = (uint32_t)list.count;
 
     worker *w = conn_worker(c);
     sse_session *ss = xcalloc(1, sizeof(*ss));

@@ -22,8 +22,7 @@
 
 typedef struct worker worker;
 
-#define SSE_MAX_CHANNELS 20   /* channels one stream may carry */
-#define SSE_MAX_AHEAD_S 86400 /* how far ahead a stream token may expire */
+#define SSE_MAX_CHANNELS 20 /* channels one stream may carry */
 
 bool sse_transport_match(const hk_config *cfg, const http_request *req);
 void sse_transport_request(conn *c, const http_request *req);

@@ -32,6 +32,10 @@ static void ids_round_trip_and_sort_within_an_epoch(void **state)
     n = history_id_format(a, "Ab3dEf9Z", tag, 9999999999999999999ull);
     assert_null(history_id_parse(a, n, &id));
     assert_true(id.seq == 9999999999999999999ull);
+    /* seq 0: the place before a history's first event (polls, event streams) */
+    n = history_id_format(a, "Ab3dEf9Z", tag, 0);
+    assert_null(history_id_parse(a, n, &id));
+    assert_int_equal(id.seq, 0);
 }
 
 static void other_channels_and_apps_are_recognised(void **state)
@@ -54,7 +58,6 @@ static void malformed_ids_are_refused(void **state)
         "x",
         "Ab3dEf9Z.0000000a",
         "Ab3dEf9Z.0000000a.",
-        "Ab3dEf9Z.0000000a.0000000000", /* sequence 0 is never issued */
         "Ab3dEf9Z.0000000A.0000000001", /* the tag is lowercase hex */
         "Ab3d-f9Z.0000000a.0000000001",
         "Ab3dEf9Z-0000000a.0000000001",
