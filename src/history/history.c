@@ -105,6 +105,7 @@ chan_entry *history_channel(history *hs, size_t app, const char *name, size_t le
     e->tag = history_tag(app_id, name, len);
     e->max_events = 0;
     e->appended = false;
+    e->waiters = NULL;
     e->key_len = (uint32_t)klen;
     memcpy(e->key, prefix, (size_t)plen);
     memcpy(e->key + plen, name, len);
