@@ -297,6 +297,12 @@ static void free_session(xhr_session *xs, uint64_t now)
     if (xs->token)
         detach(xs, now);
     xhr_worker *st = state_of(xs->w);
+    for (xhr_session **r = &st->ready; xs->ready && *r; r = &(*r)->next_ready) {
+        if (*r == xs) { /* not answered yet: it goes now */
+            *r = xs->next_ready;
+            break;
+        }
+    }
     if (xs->prev)
         xs->prev->next = xs->next;
     else
