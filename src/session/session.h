@@ -57,14 +57,15 @@ struct session {
     uint64_t auth_deadline_ms; /* user_authentication_required: 0 = satisfied */
     char *user_info;           /* signed-in user's user_info JSON, for presence */
     /* The socket id the client's authorizations sign when it is not the
-     * session's own (an event stream signs a token of its URL); "" = own. */
-    char signed_id[32];
+     * session's own (an event stream signs a token of its URL; the
+     * transport owns the string); NULL = own. */
+    const char *signed_id;
 };
 
 /* The socket id authorizations must sign. */
 static inline const char *session_signed_id(const session *s)
 {
-    return s->signed_id[0] ? s->signed_id : s->sub.socket_id;
+    return s->signed_id ? s->signed_id : s->sub.socket_id;
 }
 
 /* A fresh session of a worker's hub and history, carried by t (nothing is

@@ -37,6 +37,7 @@ typedef struct sse_session {
     time_t expires_at; /* of the URL's token, 0 = none (public channels only) */
     uint64_t last_write_ms;
     bool closing, ended;
+    char token_text[32]; /* the URL's token: what its authorizations sign */
     uint32_t num_channels;
     sse_channel channels[SSE_MAX_CHANNELS];
 } sse_session;
@@ -381,8 +382,10 @@ void sse_transport_request(conn *c, const http_request *req)
     session_init(&ss->s, services, &sse_ops);
     ss->w = w;
     ss->expires_at = expires;
-    if (token && expires)
-        snprintf(ss->s.signed_id, sizeof(ss->s.signed_id), "%s", token);
+    if (token && expires) {
+        snprintf(ss->token_text, sizeof(ss->token_text), "%s", token);
+        ss->s.signed_id = ss->token_text;
+    }
     ss->num_channels = count;
     for (uint32_t i = 0; i < count; i++)
         ss->channels[i].stream = frame_stream(names[i], lens[i]);
