@@ -51,7 +51,7 @@ struct session {
     size_t replay_held;      /* bytes of live copies held back for them */
     bool attached;           /* sub is attached to a hub app */
     bool closed;             /* session_close was called: nothing more is sent */
-    uint32_t chat_pending;   /* hark:read / hark:unread waiting for the history thread */
+    uint16_t chat_pending;   /* hark:read / hark:unread waiting for the history thread */
     uint32_t rate_count;
     uint64_t rate_window_ms;   /* start of the current client-event second */
     uint64_t auth_deadline_ms; /* user_authentication_required: 0 = satisfied */
