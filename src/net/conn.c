@@ -511,7 +511,8 @@ void conn_check_deadlines(conn *c, uint64_t now)
         conn_destroy(c); /* the peer reads nothing: a close frame would not get through */
         return;
     }
-    if (c->state != CONN_HTTP || c->input_paused || c->out.count > 0 || now < c->deadline_ms)
+    if (c->state != CONN_HTTP || c->input_paused || c->out.count > 0 || now < c->deadline_ms ||
+        c->http_phase == HTTP_WAIT) /* a deferred answer (a stream, a long poll) has no deadline */
         return;
     if (c->http_phase == HTTP_IDLE) {
         conn_destroy(c);

@@ -39,7 +39,7 @@ typedef struct sse_session {
     bool closing, ended;
     char token_text[32]; /* the URL's token: what its authorizations sign */
     uint32_t num_channels;
-    sse_channel channels[SSE_MAX_CHANNELS];
+    sse_channel channels[SSE_MAX_CHANNELS + 1]; /* and the signed-in user's own */
 } sse_session;
 
 static sse_session *owned[SSE_WORKERS]; /* by worker id; each touched by its own thread */
@@ -416,6 +416,16 @@ void sse_transport_request(conn *c, const http_request *req)
         sign_in(ss, req, now);
         for (uint32_t i = 0; i < count && !ss->closing; i++)
             subscribe(ss, req, app, names[i], lens[i], since, now);
+        const hub_user *u = ss->s.sub.user;
+        if (u && !ss->closing) { /* signed in: its own channel, as pusher-js's pusher.user does */
+            char own[sizeof(CHANNEL_USER_PREFIX) + USER_ID_MAX_LENGTH];
+            int n =
+                snprintf(own, sizeof(own), "%s%.*s", CHANNEL_USER_PREFIX, (int)u->id_len, u->id);
+            if (!hub_subscription(&ss->s.sub, own, (size_t)n)) {
+                ss->channels[ss->num_channels++].stream = frame_stream(own, (size_t)n);
+                subscribe(ss, req, app, own, (size_t)n, since, now);
+            }
+        }
     }
     free(channels);
     free(token);

@@ -1,5 +1,6 @@
 #include "util/frame.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,19 +102,30 @@ frame *frame_xhr(frame *f)
     return cached(&f->xhr, made);
 }
 
-/* The event name of a message as its JSON has it ({"event":"<name>",…}). */
-static size_t event_name(const frame *f, const char **name)
+/* The event name of a message ({"event":"<name>",…}), decoded into out
+ * (heap); 0 when there is none or it cannot be an SSE field (a line
+ * break or NUL in it). */
+static size_t event_name(const frame *f, char **out)
 {
-    static const char lead[] = "{\"event\":\"";
+    static const char lead[] = "{\"event\":";
     size_t n = sizeof(lead) - 1;
     const char *s = (const char *)f->data;
-    if (f->len <= n || memcmp(s, lead, n) != 0)
+    if (f->len <= n + 1 || memcmp(s, lead, n) != 0 || s[n] != '"')
         return 0;
-    size_t i = n;
+    size_t i = n + 1;
     while (i < f->len && s[i] != '"')
         i += s[i] == '\\' ? 2 : 1;
-    *name = s + n;
-    return i < f->len ? i - n : 0;
+    if (i >= f->len)
+        return 0;
+    json_t *v = json_loadb(s + n, i + 1 - n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    size_t len = json_is_string(v) ? json_string_length(v) : 0;
+    const char *name = len ? json_string_value(v) : NULL;
+    if (name && !memchr(name, '\n', len) && !memchr(name, '\r', len) && !memchr(name, '\0', len))
+        *out = xmemdup(name, len);
+    else
+        len = 0;
+    json_decref(v);
+    return len;
 }
 
 /* The id at the end of a kept event ({…,"id":"<id>"}). */
@@ -140,7 +152,8 @@ frame *frame_sse(frame *f)
         return frame_ref(x);
     buf b;
     frame_buf_init(&b);
-    const char *id = NULL, *name = NULL;
+    const char *id = NULL;
+    char *name = NULL;
     size_t id_len = event_id(f, &id), name_len = event_name(f, &name);
     if (id_len) {
         buf_append_str(&b, "id: ");
@@ -151,6 +164,7 @@ frame *frame_sse(frame *f)
         buf_append_str(&b, "event: ");
         buf_append(&b, name, name_len);
         buf_append_char(&b, '\n');
+        free(name);
     }
     buf_append_str(&b, "data: ");
     buf_append(&b, f->data, f->len); /* compact JSON: no line breaks */
