@@ -563,11 +563,26 @@ void conn_shed_input(worker *w)
     free(holders);
 }
 
+void conn_adopt_input(conn *c, conn_handoff *h)
+{
+    if (h->input && c->state == CONN_HTTP)
+        conn_feed_http(c, h->input, h->input_len);
+    free(h->input);
+    h->input = NULL;
+}
+
 bool conn_release(conn *c, conn_handoff *out)
 {
+    if (c->state == CONN_HTTP && c->out.count > 0)
+        conn_flush(c); /* an answer to a request before (pipelined): it goes first */
     if (c->state != CONN_HTTP || c->out.count > 0)
         return false;
     *out = (conn_handoff){.fd = c->fd, .ip = c->ip, .peer_trusted = c->peer_trusted};
+    worker *w = c->w;
+    if (w->rest_of_input_len) {
+        out->input = xmemdup(w->rest_of_input, w->rest_of_input_len);
+        out->input_len = w->rest_of_input_len;
+    }
     epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     c->fd = -1; /* conn_destroy leaves the socket open */
     c->ip = NULL;
@@ -575,12 +590,14 @@ bool conn_release(conn *c, conn_handoff *out)
     return true;
 }
 
-conn *conn_adopt(worker *w, const conn_handoff *h)
+conn *conn_adopt(worker *w, conn_handoff *h)
 {
     conn *c = conn_accept(w, h->fd, NULL, false);
     if (!c) {
         if (h->ip)
             ip_limit_release(w->srv->per_ip, h->ip);
+        free(h->input);
+        h->input = NULL;
         return NULL;
     }
     c->ip = h->ip;

@@ -167,18 +167,23 @@ void conn_destroy(conn *c);
  * transport belongs to one worker; its next request may reach another):
  * conn_release takes the socket away from c (c is torn down, the socket
  * stays open, counted as before) and says what conn_adopt needs to watch
- * it on the other worker's thread. Only an HTTP connection with nothing
- * queued to send can move; input already read behind the request being
- * handled is dropped (HTTP clients do not pipeline these). */
+ * it on the other worker's thread, with the input read behind the request
+ * being handled. An HTTP connection moves once what it had to send has
+ * been written (tried at once; false when the socket would block). */
 typedef struct conn_handoff {
     int fd;
     struct ip_entry *ip;
     bool peer_trusted;
+    char *input; /* read after the request being handled (owned), for the next */
+    size_t input_len;
 } conn_handoff;
 bool conn_release(conn *c, conn_handoff *out);
 /* On w's thread: the connection again, in HTTP state; NULL (socket
  * closed) when it could not be watched. */
-conn *conn_adopt(worker *w, const conn_handoff *h);
+conn *conn_adopt(worker *w, conn_handoff *h);
+/* After the moved request is handled on its new worker: the input that
+ * followed it (requests pipelined behind it) is read there. Frees it. */
+void conn_adopt_input(conn *c, conn_handoff *h);
 
 /* Worker internals. */
 /* Takes fd (peer address sa); NULL when it could not be watched (closed).

@@ -13,6 +13,7 @@
 #include "net/worker.h"
 #include "net/ws_handshake.h"
 #include "util/cidr.h"
+#include "util/json_write.h"
 #include "util/xalloc.h"
 
 /* ---- HTTP input ------------------------------------------------------------------- */
@@ -20,7 +21,17 @@
 void conn_http_fail(conn *c, int status, const char *message)
 {
     c->http_close = true;
-    http_respond_error(c, status, message);
+    /* readable by a browser page too (an HTTP fallback's request refused here) */
+    char body[600];
+    buf b;
+    buf_init(&b);
+    buf_append_str(&b, "{\"error\":");
+    json_write_string(&b, message, strlen(message));
+    int n = snprintf(body, sizeof(body), ",\"code\":%d}", status);
+    buf_append(&b, body, (size_t)n);
+    http_respond(c, status, "application/json", b.data, b.len,
+                 "Access-Control-Allow-Origin: *\r\n");
+    buf_free(&b);
     conn_close_after_flush(c);
 }
 
@@ -202,7 +213,12 @@ void conn_feed_http(conn *c, char *data, size_t len)
             break;
         }
         c->body_checked = false;
+        /* what follows the request, should it move to another worker */
+        c->w->rest_of_input = p + total;
+        c->w->rest_of_input_len = avail - total;
         handle_request(c, &req, p + r, (size_t)req.content_length);
+        c->w->rest_of_input = NULL;
+        c->w->rest_of_input_len = 0;
         p += total;
         avail -= total;
         if (c->reply_token) /* answered later: what follows waits (see below) */

@@ -67,7 +67,9 @@ typedef struct worker {
                                   * written by this worker only, read by any (relaxed) */
     size_t pending_budget;       /* this worker's share of max_pending_input_bytes */
     uint8_t *read_buf;
-    strmap deferred;     /* reply token → connection awaiting a deferred answer */
+    strmap deferred;           /* reply token → connection awaiting a deferred answer */
+    const char *rest_of_input; /* while a request is handled: the input read after it */
+    size_t rest_of_input_len;
     uint64_t next_token; /* last reply token issued */
     bool draining;
     uint64_t drain_deadline_ms;

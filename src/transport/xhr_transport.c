@@ -533,8 +533,12 @@ static void adopt_call(hub *h, void *arg)
     conn *c = h ? conn_adopt(m->to, &m->handoff) : NULL;
     if (!h && m->handoff.fd >= 0)
         close(m->handoff.fd);
-    if (c)
+    if (c) {
         handle(c, &m->target, m->query, m->query_len, m->body, m->body_len);
+        conn_adopt_input(c, &m->handoff); /* requests pipelined behind it */
+    } else {
+        free(m->handoff.input);
+    }
     free(m->query);
     free(m->body);
     free(m);

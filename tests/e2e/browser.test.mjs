@@ -1,7 +1,8 @@
 // pusher-js's browser build in a real browser (Debian's Chromium, driven by
 // playwright-core) against the real binary: connect, public, private and
 // presence channels with an auth endpoint, REST events, client events between
-// two tabs, and sign-in with sendToUser.
+// two tabs, sign-in with sendToUser, and the HTTP fallbacks (xhr_streaming,
+// xhr_polling) on a page without WebSocket.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -173,5 +174,40 @@ describe('browser: pusher-js web build in Chromium', () => {
         await until(async () => (await got(page, 'notice')).length === 1, 'the notice');
         assert.deepEqual((await got(page, 'notice'))[0].data, { text: 'just for carol' });
         await page.close();
+    });
+
+    test('browser: with no WebSocket, pusher-js falls back to xhr_streaming / xhr_polling (cross-origin) and receives events', async () => {
+        // the page is served by the app server, hark is another origin:
+        // every fallback request is a CORS request with a preflight
+        for (const [i, transports] of [['xhr_streaming', 'xhr_polling'], ['xhr_polling']].entries()) {
+            const page = await browser.newPage();
+            await page.addInitScript(() => { delete window.WebSocket; delete window.MozWebSocket; });
+            await page.goto(pageUrl);
+            assert.equal(await page.evaluate(() => typeof window.WebSocket), 'undefined');
+            await page.evaluate(({ key, port, enabledTransports, names }) => {
+                window.got = [];
+                window.pusher = new Pusher(key, {
+                    wsHost: '127.0.0.1', wsPort: port, httpHost: '127.0.0.1', httpPort: port, forceTLS: false,
+                    enabledTransports, cluster: '', channelAuthorization: { endpoint: '/auth?user=xhr' },
+                });
+                for (const name of names) {
+                    const ch = window.pusher.subscribe(name);
+                    for (const event of ['pusher:subscription_succeeded', 'news']) {
+                        ch.bind(event, (data) => window.got.push({ channel: name, event, data }));
+                    }
+                }
+            }, { key: APPS.main.key, port: server.port, enabledTransports: transports, names: [`browser-xhr-${i}`, `private-browser-xhr-${i}`] });
+            await until(() => page.evaluate(() => window.pusher.connection.state === 'connected'), `connected over ${transports[0]}`, 20000);
+            assert.equal(await page.evaluate(() => window.pusher.connection.connection.transport.name), transports[0]);
+            assert.match(await page.evaluate(() => window.pusher.connection.socket_id), /^\d+\.\d+$/);
+            await until(async () => (await got(page, 'pusher:subscription_succeeded')).length === 2, 'both subscribed', 20000);
+            await sdk.trigger([`browser-xhr-${i}`, `private-browser-xhr-${i}`], 'news', { text: 'héllo over HTTP 😀' });
+            await until(async () => (await got(page, 'news')).length === 2, 'both events', 20000);
+            const news = await got(page, 'news');
+            assert.deepEqual(news.map((n) => n.channel).sort(), [`browser-xhr-${i}`, `private-browser-xhr-${i}`]);
+            for (const n of news) assert.deepEqual(n.data, { text: 'héllo over HTTP 😀' });
+            assert.equal(await page.evaluate(() => window.pusher.connection.connection.transport.name), transports[0]);
+            await page.close();
+        }
     });
 });
