@@ -384,6 +384,10 @@ kb_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f
         cat bench/CHAT.md
         echo
     fi
+    if [[ -f bench/FALLBACKS.md ]]; then # the last bench/fallbacks.sh run (event streams, long polls, WebSockets)
+        cat bench/FALLBACKS.md
+        echo
+    fi
     echo "<details><summary>Raw RESULT lines</summary>"
     echo
     echo '```'

@@ -194,17 +194,21 @@ void poll_transport_request(conn *c, const http_request *req)
             status = 401;
     }
     history_poll_channel asked[URL_CHANNELS_MAX];
-    for (size_t i = 0; !why && i < list.count; i++) {
+    for (size_t i = 0; !why && i < list.count; i++)
         asked[i] = (history_poll_channel){.name = list.names[i], .len = list.lens[i]};
-        for (const char *p = since; p && *p;) { /* its id among since's, by its tag */
-            const char *comma = strchr(p, ',');
-            size_t n = comma ? (size_t)(comma - p) : strlen(p);
-            if (history_id_belongs(p, n, app->id, list.names[i], list.lens[i])) {
-                asked[i].since = p;
-                asked[i].since_len = n;
-            }
-            p = comma ? comma + 1 : NULL;
+    for (const char *p = since; !why && p && *p;) { /* each id goes to its channel, by its tag */
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        size_t i = 0;
+        while (i < list.count && !history_id_belongs(p, n, app->id, list.names[i], list.lens[i]))
+            i++;
+        if (i == list.count)
+            why = "since: each id must be an event id of one of the channels";
+        else {
+            asked[i].since = p;
+            asked[i].since_len = n;
         }
+        p = comma ? comma + 1 : NULL;
     }
     if (!why) {
         history_poll_query q = {.channels = asked,
