@@ -39,7 +39,7 @@ typedef struct sse_session {
     bool closing, ended;
     char token_text[32]; /* the URL's token: what its authorizations sign */
     uint32_t num_channels;
-    sse_channel channels[SSE_MAX_CHANNELS + 1]; /* and the signed-in user's own */
+    sse_channel channels[]; /* those of the URL, and the signed-in user's own */
 } sse_session;
 
 static sse_session *owned[SSE_WORKERS]; /* by worker id; each touched by its own thread */
@@ -378,7 +378,8 @@ void sse_transport_request(conn *c, const http_request *req)
     uint32_t count = (uint32_t)list.count;
 
     worker *w = conn_worker(c);
-    sse_session *ss = xcalloc(1, sizeof(*ss));
+    /* room for the URL's channels and the user's own, nothing more */
+    sse_session *ss = xcalloc(1, sizeof(*ss) + (count + 1) * sizeof(sse_channel));
     session_init(&ss->s, services, &sse_ops);
     ss->w = w;
     ss->expires_at = expires;
