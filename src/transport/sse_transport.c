@@ -52,25 +52,11 @@ long sse_transport_sessions(void)
 
 /* ---- the path ------------------------------------------------------------------ */
 
-static bool parse_path(const hk_config *cfg, const http_request *req, const char **key,
-                       size_t *key_len)
-{
-    size_t plen = strlen(cfg->path_prefix);
-    const char *p = req->path;
-    size_t n = req->path_len;
-    if (n < plen + 5 + 1 + 4 || memcmp(p, cfg->path_prefix, plen) != 0 ||
-        memcmp(p + plen, "/app/", 5) != 0 || memcmp(p + n - 4, "/sse", 4) != 0)
-        return false;
-    *key = p + plen + 5;
-    *key_len = n - plen - 5 - 4;
-    return *key_len > 0 && !memchr(*key, '/', *key_len);
-}
-
 bool sse_transport_match(const hk_config *cfg, const http_request *req)
 {
     const char *key;
     size_t len;
-    return !req->upgrade_websocket && parse_path(cfg, req, &key, &len);
+    return url_app_path(cfg, req, "/sse", &key, &len);
 }
 
 /* ---- output -------------------------------------------------------------------- */
@@ -341,7 +327,7 @@ void sse_transport_request(conn *c, const http_request *req)
     }
     const char *key;
     size_t key_len;
-    parse_path(conn_config(c), req, &key, &key_len);
+    url_app_path(conn_config(c), req, "/sse", &key, &key_len);
     const worker_services *services = conn_worker_data(c);
     const hk_app *app = NULL;
     char message[256];

@@ -7,6 +7,21 @@
 #include "util/http_query.h"
 #include "util/xalloc.h"
 
+bool url_app_path(const hk_config *cfg, const http_request *req, const char *tail, const char **key,
+                  size_t *key_len)
+{
+    size_t plen = strlen(cfg->path_prefix), tlen = strlen(tail);
+    const char *p = req->path;
+    size_t n = req->path_len;
+    if (req->upgrade_websocket || n < plen + 5 + 1 + tlen ||
+        memcmp(p, cfg->path_prefix, plen) != 0 || memcmp(p + plen, "/app/", 5) != 0 ||
+        memcmp(p + n - tlen, tail, tlen) != 0)
+        return false;
+    *key = p + plen + 5;
+    *key_len = n - plen - 5 - tlen;
+    return !memchr(*key, '/', *key_len);
+}
+
 char *url_param(const http_request *req, const char *key)
 {
     size_t cap = req->query_len + 1;

@@ -15,6 +15,11 @@
 
 #define URL_TOKEN_MAX_AHEAD_S 86400 /* how far ahead a token may expire */
 
+/* Whether req's path is {path_prefix}/app/{key}/<tail> (tail "/sse",
+ * "/poll"); the key (not decoded) in *key. */
+bool url_app_path(const hk_config *cfg, const http_request *req, const char *tail, const char **key,
+                  size_t *key_len);
+
 /* A decoded query parameter (heap string, NUL-terminated); NULL when absent. */
 char *url_param(const http_request *req, const char *key);
 /* The value of a repeated parameter "key=<channel>:<value>" for channel,
