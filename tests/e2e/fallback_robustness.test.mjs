@@ -80,6 +80,7 @@ describe('fallback robustness: raw HTTP sessions', () => {
         hooks = await receiver();
         server = await startHark({
             config: {
+                workers: WORKERS,
                 fallback_session_timeout_ms: SESSION_TIMEOUT,
                 fallback_poll_timeout_ms: POLL_TIMEOUT,
                 fallback_heartbeat_ms: HEARTBEAT,
@@ -495,7 +496,7 @@ describe('fallback robustness: raw HTTP sessions', () => {
 describe('fallback robustness: default timeouts', () => {
     let server;
     let s;
-    before(async () => { server = await startHark(); });
+    before(async () => { server = await startHark({ config: { workers: WORKERS } }); });
     after(async () => { await server.stop(); });
     beforeEach(() => { s = scope(); });
     afterEach(async () => { await s.close(); });
@@ -521,7 +522,7 @@ describe('fallback robustness: default timeouts', () => {
     });
 
     test('output bound: more than max_output_bytes waiting for a poll closes the session with 4100', async () => {
-        const small = await startHark({ config: { max_output_bytes: 65536, fallback_session_timeout_ms: 60000 } });
+        const small = await startHark({ config: { workers: WORKERS, max_output_bytes: 65536, fallback_session_timeout_ms: 60000 } });
         const local = scope();
         try {
             const obs = await rawReady(local, small);
@@ -554,7 +555,7 @@ describe('fallback robustness: default timeouts', () => {
 describe('fallback robustness: path_prefix', () => {
     let server;
     let s;
-    before(async () => { server = await startHark({ config: { path_prefix: '/rt' } }); });
+    before(async () => { server = await startHark({ config: { workers: WORKERS, path_prefix: '/rt' } }); });
     after(async () => { await server.stop(); });
     beforeEach(() => { s = scope(); });
     afterEach(async () => { await s.close(); });

@@ -35,7 +35,7 @@ for (const T of TRANSPORTS) {
         let sdk;
         let s;
         before(async () => {
-            server = await startHark({ config: { fallback_session_timeout_ms: SESSION_TIMEOUT } });
+            server = await startHark({ config: { workers: WORKERS, fallback_session_timeout_ms: SESSION_TIMEOUT } });
             sdk = rest(server);
         });
         after(async () => {

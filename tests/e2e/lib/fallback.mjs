@@ -12,6 +12,8 @@ import { channelAuth, restWithKey, userAuth } from './clients.mjs';
 import { httpGet } from './rawtcp.mjs';
 
 export const TRANSPORTS = ['xhr_streaming', 'xhr_polling'];
+// the workers these suites' servers run (given to them: the harness leaves
+// the server's own default, one per core, when HARK_TEST_WORKERS is unset)
 export const WORKERS = Number(process.env.HARK_TEST_WORKERS || 1);
 export const ROLLOVER = 262144; // bytes past which hark stops writing to one stream
 
