@@ -88,22 +88,21 @@ static void write_text(sse_session *ss, conn *c, const char *text)
  * newest id of each channel that has had one). */
 static void write_position(sse_session *ss, conn *c)
 {
-    char line[8 + SSE_MAX_CHANNELS * SSE_ID_MAX];
-    size_t n = 0;
-    memcpy(line, "id: ", 4);
-    n = 4;
+    buf b; /* written straight into its frame: one allocation */
+    frame_buf_init(&b);
+    buf_append_str(&b, "id: ");
+    bool first = true;
     for (uint32_t i = 0; i < ss->num_channels; i++) {
-        size_t len = strlen(ss->channels[i].last);
-        if (!len)
+        if (!ss->channels[i].last[0])
             continue;
-        if (n > 4)
-            line[n++] = ',';
-        memcpy(line + n, ss->channels[i].last, len);
-        n += len;
+        if (!first)
+            buf_append_char(&b, ',');
+        first = false;
+        buf_append_str(&b, ss->channels[i].last);
     }
-    memcpy(line + n, "\n\n", 2);
-    n += 2;
-    frame *f = frame_raw(line, n);
+    buf_append_str(&b, "\n\n");
+    frame *f = frame_buf_take(&b);
+    f->kind = FRAME_RAW;
     write_frame(ss, c, f);
     frame_unref(f);
 }
