@@ -148,15 +148,16 @@ void api_user_read(api_request *r, const char *raw, size_t raw_len)
         api_waiting *wa = api_waiting_new(r);
         char err[200];
         bool has_id = json_is_string(read_id);
-        if (history_mark_read(
-                r->history, r->hub->hub, r->hub->index, id, (size_t)n, json_string_value(channel),
-                json_string_length(channel), has_id ? json_string_value(read_id) : NULL,
-                has_id ? json_string_length(read_id) : 0, NULL, on_read, wa, err, sizeof(err))) {
+        int refused = history_mark_read(
+            r->history, r->hub->hub, r->hub->index, id, (size_t)n, json_string_value(channel),
+            json_string_length(channel), has_id ? json_string_value(read_id) : NULL,
+            has_id ? json_string_length(read_id) : 0, NULL, on_read, wa, err, sizeof(err));
+        if (!refused) {
             /* answered through this worker's inbox, after this returns */
             wa->token = conn_defer_reply(r->c);
         } else {
             free(wa);
-            api_error(r, 400, "%s", err);
+            api_error(r, refused, "%s", err);
         }
     }
     json_decref(body);
@@ -212,8 +213,12 @@ void api_user_unread(api_request *r, const char *raw, size_t raw_len)
         return;
     }
     api_waiting *wa = api_waiting_new(r);
-    history_unread(r->history, r->hub->hub, r->hub->index, id, (size_t)n, nl >= 0 ? names : NULL,
-                   lens, count, on_unread, wa);
-    wa->token = conn_defer_reply(r->c);
+    if (history_unread(r->history, r->hub->hub, r->hub->index, id, (size_t)n,
+                       nl >= 0 ? names : NULL, lens, count, on_unread, wa)) {
+        wa->token = conn_defer_reply(r->c);
+    } else {
+        free(wa);
+        api_error(r, 503, "The server has too many unread requests waiting: try again");
+    }
     free(list);
 }

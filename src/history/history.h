@@ -158,16 +158,21 @@ typedef struct history_read_result {
 } history_read_result;
 typedef void (*history_read_fn)(hub *h, void *ctx, const history_read_result *r);
 
+/* Read and unread requests waiting at once, server-wide: past it they are
+ * refused (try again) rather than queued. */
+#define HISTORY_CHAT_MAX 65536
+
 /* Moves user's read cursor on a kept channel to id (NULL: the newest
  * event; none: nothing happens) when that is forward. A malformed id, or
- * one of another channel, is refused at once (false, why in err). Else it
- * is queued; after the commit, when the cursor moved, every subscriber
- * but except_socket_id gets {"event":"hark:read","channel",
- * "data":"{\"user_id\",\"id\"}"}, then done runs on from's thread. */
-bool history_mark_read(history *hs, hub *from, size_t app, const char *user, size_t user_len,
-                       const char *channel, size_t channel_len, const char *id, size_t id_len,
-                       const char *except_socket_id, history_read_fn done, void *ctx, char *err,
-                       size_t cap);
+ * one of another channel, is refused at once (400, why in err), as is a
+ * request over HISTORY_CHAT_MAX (503). Else it is queued (0); after the
+ * commit, when the cursor moved, every subscriber but except_socket_id
+ * gets {"event":"hark:read","channel","data":"{\"user_id\",\"id\"}"},
+ * then done runs on from's thread. */
+int history_mark_read(history *hs, hub *from, size_t app, const char *user, size_t user_len,
+                      const char *channel, size_t channel_len, const char *id, size_t id_len,
+                      const char *except_socket_id, history_read_fn done, void *ctx, char *err,
+                      size_t cap);
 
 /* Remembers (durably, without an answer) that user was subscribed to a
  * kept channel while signed in: it counts among the user's channels for
@@ -187,8 +192,8 @@ typedef void (*history_unread_fn)(hub *h, void *ctx, const history_unread_result
 /* user's unread counts on the given (valid) channels, or, with
  * num_channels 0 and channels NULL, on the user's channels and its
  * #server-to-user- channel; one store statement. done runs on from's
- * thread. */
-void history_unread(history *hs, hub *from, size_t app, const char *user, size_t user_len,
+ * thread. false (nothing queued) over HISTORY_CHAT_MAX. */
+bool history_unread(history *hs, hub *from, size_t app, const char *user, size_t user_len,
                     const char *const *channels, const size_t *channel_lens, size_t num_channels,
                     history_unread_fn done, void *ctx);
 

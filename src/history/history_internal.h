@@ -136,6 +136,7 @@ struct history {
     _Atomic size_t replay_bytes; /* HISTORY_REPLAY_BUDGET: held by sessions */
     _Atomic uint64_t events_stored, write_failures, notes_dropped;
     _Atomic size_t notes_queued; /* JOB_NOTE waiting (HISTORY_NOTES_MAX) */
+    _Atomic size_t chat_queued;  /* JOB_READ and JOB_UNREAD waiting (HISTORY_CHAT_MAX) */
     job *parked;                 /* long polls waiting (history_poll.c) */
     job *woken;                  /* long polls to run again after this batch */
     _Atomic size_t num_parked;

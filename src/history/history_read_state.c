@@ -18,10 +18,19 @@ static const char *const other_history =
 
 /* --- read cursors ------------------------------------------------------------- */
 
-bool history_mark_read(history *hs, hub *from, size_t app, const char *user, size_t user_len,
-                       const char *channel, size_t channel_len, const char *id, size_t id_len,
-                       const char *except_socket_id, history_read_fn done, void *ctx, char *err,
-                       size_t cap)
+/* One more read or unread request, unless HISTORY_CHAT_MAX are waiting. */
+static bool chat_slot(history *hs)
+{
+    if (atomic_fetch_add(&hs->chat_queued, 1) < HISTORY_CHAT_MAX)
+        return true;
+    atomic_fetch_sub(&hs->chat_queued, 1);
+    return false;
+}
+
+int history_mark_read(history *hs, hub *from, size_t app, const char *user, size_t user_len,
+                      const char *channel, size_t channel_len, const char *id, size_t id_len,
+                      const char *except_socket_id, history_read_fn done, void *ctx, char *err,
+                      size_t cap)
 {
     job *j = xcalloc(1, sizeof(*j));
     if (id) {
@@ -30,9 +39,14 @@ bool history_mark_read(history *hs, hub *from, size_t app, const char *user, siz
         if (why) {
             snprintf(err, cap, "id: %s", why);
             free(j);
-            return false;
+            return 400;
         }
         j->has_id = true;
+    }
+    if (!chat_slot(hs)) {
+        snprintf(err, cap, "the server has too many read requests waiting: try again");
+        free(j);
+        return 503;
     }
     j->kind = JOB_READ;
     j->from = from;
@@ -46,7 +60,7 @@ bool history_mark_read(history *hs, hub *from, size_t app, const char *user, siz
     j->read_done = done;
     j->ctx = ctx;
     history_enqueue(hs, j);
-    return true;
+    return 0;
 }
 
 int history_run_read(history *hs, job *j)
@@ -90,6 +104,7 @@ int history_run_read(history *hs, job *j)
 static void read_call(hub *h, void *arg)
 {
     job *j = arg;
+    atomic_fetch_sub(&j->hs->chat_queued, 1);
     if (j->read_done) {
         if (h) {
             history_read_result r = {.status = j->failed ? 503 : j->status,
@@ -161,10 +176,12 @@ int history_run_note(history *hs, job *j)
 
 /* --- unread counts -------------------------------------------------------------- */
 
-void history_unread(history *hs, hub *from, size_t app, const char *user, size_t user_len,
+bool history_unread(history *hs, hub *from, size_t app, const char *user, size_t user_len,
                     const char *const *channels, const size_t *channel_lens, size_t num_channels,
                     history_unread_fn done, void *ctx)
 {
+    if (!chat_slot(hs))
+        return false;
     job *j = xcalloc(1, sizeof(*j));
     j->kind = JOB_UNREAD;
     j->from = from;
@@ -187,6 +204,7 @@ void history_unread(history *hs, hub *from, size_t app, const char *user, size_t
     j->ctx = ctx;
     buf_init(&j->json);
     history_enqueue(hs, j);
+    return true;
 }
 
 typedef struct unread_ctx {
@@ -253,6 +271,7 @@ void history_run_unread(history *hs, job *j)
 static void unread_call(hub *h, void *arg)
 {
     job *j = arg;
+    atomic_fetch_sub(&j->hs->chat_queued, 1);
     if (h) {
         history_unread_result r = {.status = j->failed ? 503 : j->status,
                                    .error = j->failed ? j->message : j->error,

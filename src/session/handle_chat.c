@@ -136,12 +136,12 @@ void handle_read(session *s, const pusher_msg *m)
     chat_asker *a = asker_of(s);
     char err[200];
     const hub_user *u = s->sub.user;
-    bool queued = history_mark_read(s->history, s->hub, s->sub.app->index, u->id, u->id_len,
+    int refused = history_mark_read(s->history, s->hub, s->sub.app->index, u->id, u->id_len,
                                     ch->name, ch->name_len, has_id ? json_string_value(id) : NULL,
                                     has_id ? json_string_length(id) : 0, s->sub.socket_id, on_read,
                                     a, err, sizeof(err));
     json_decref(data);
-    if (!queued) {
+    if (refused) {
         free(a);
         reject(s, "hark:read", err);
         return;
@@ -207,9 +207,15 @@ void handle_unread(session *s, const pusher_msg *m)
         return;
     }
     const hub_user *u = s->sub.user;
-    history_unread(s->history, s->hub, s->sub.app->index, u->id, u->id_len,
-                   list && json_is_array(list) ? names : NULL, lens, n, on_unread, asker_of(s));
+    chat_asker *a = asker_of(s);
+    bool queued = history_unread(s->history, s->hub, s->sub.app->index, u->id, u->id_len,
+                                 list && json_is_array(list) ? names : NULL, lens, n, on_unread, a);
     json_decref(data);
+    if (!queued) {
+        free(a);
+        reject(s, "hark:unread", "the server has too many unread requests waiting: try again");
+        return;
+    }
     s->chat_pending++;
 }
 
