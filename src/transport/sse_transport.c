@@ -337,10 +337,11 @@ void sse_transport_request(conn *c, const http_request *req)
     }
     char *channels = url_param(req, "channels");
     char *token = url_param(req, "socket_id");
-    char *since = url_param(req, "since");
+    /* EventSource's own reconnect sends the URL again with Last-Event-ID:
+     * the header is the newer position, so it wins over since= */
     const http_header *last = http_request_header(req, "last-event-id");
-    if (!since && last && last->value_len > 0)
-        since = xmemdup(last->value, last->value_len);
+    char *since = last && last->value_len > 0 ? xmemdup(last->value, last->value_len)
+                                              : url_param(req, "since");
     url_channels list;
     const char *why = url_channels_parse(channels, app, SSE_MAX_CHANNELS, &list);
     char *user_auth = url_param(req, "user_auth");

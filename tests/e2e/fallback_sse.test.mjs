@@ -418,6 +418,24 @@ describe('sse: event streams', () => {
         assert.equal(st2.lastEventId, more[2]);
     });
 
+    test('sse: a reconnect that sends the URL\'s since= and a newer Last-Event-ID resumes from the header (nothing twice)', async () => {
+        const ch = uniq('sse-both-');
+        const pub = s.pinned(server);
+        const first = await publishSeq(pub, ch, 0, 1);
+        // the page opened the stream with since= its first id, as EventSource keeps the URL
+        const path = ssePath(APPS.main, [ch], { since: first[0] });
+        const st1 = await ready(path);
+        await subscribedOn(st1, ch);
+        const ids = await publishSeq(pub, ch, 1, 3);
+        await until(() => st1.events(ch, 'tick').length === 2, 'two events', WAIT);
+        st1.close();
+        const more = await publishSeq(pub, ch, 3, 4);
+        const st2 = await ready(path, { 'Last-Event-ID': ids[1] });
+        const r = await st2.take({ event: 'hark:resumed', channel: ch }, WAIT);
+        assert.deepEqual(r.parsed, { recovered: true, count: 1 });
+        assert.deepEqual(st2.events(ch, 'tick').map((x) => x.msg.id), more);
+    });
+
     test('sse: since beyond retention (max_events 5) → hark:resumed {recovered:false} with a reason and nothing replayed; within it → the kept ones', async () => {
         const ch = uniq('sse-five-');
         const pub = s.pinned(server, FIVE);
