@@ -114,13 +114,14 @@ typedef struct hk_config {
     uint32_t http_header_timeout_ms; /* a request head must arrive within this (10000) */
     uint32_t http_body_timeout_ms;   /* and its body within this after the head (30000) */
     uint32_t http_idle_timeout_ms;   /* an idle keep-alive connection is closed (60000) */
-    uint32_t fallback_session_timeout_ms; /* HTTP fallback session without a receive request (25000) */
-    uint32_t fallback_poll_timeout_ms;    /* a poll with nothing to say is answered h (25000) */
-    uint32_t fallback_heartbeat_ms;       /* an h on a quiet stream (25000) */
-    uint32_t write_timeout_ms;       /* output that makes no progress this long: close (30000) */
-    size_t max_pending_input_bytes;  /* incomplete requests/messages, whole server (64 MiB) */
-    uint32_t max_connections_per_ip; /* 0 = no limit */
-    char *trusted_proxies;           /* "10.0.0.0/8,::1": X-Forwarded-For is read from these */
+    uint32_t
+        fallback_session_timeout_ms;   /* HTTP fallback session without a receive request (25000) */
+    uint32_t fallback_poll_timeout_ms; /* a poll with nothing to say is answered h (25000) */
+    uint32_t fallback_heartbeat_ms;    /* an h on a quiet stream (25000) */
+    uint32_t write_timeout_ms;         /* output that makes no progress this long: close (30000) */
+    size_t max_pending_input_bytes;    /* incomplete requests/messages, whole server (64 MiB) */
+    uint32_t max_connections_per_ip;   /* 0 = no limit */
+    char *trusted_proxies;             /* "10.0.0.0/8,::1": X-Forwarded-For is read from these */
     /* Webhook delivery, shared by every app's webhooks. */
     uint32_t webhook_grace_ms;       /* hold channel_vacated/member_removed (3000) */
     uint32_t webhook_batch_ms;       /* collect events this long per request (50) */

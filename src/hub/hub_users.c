@@ -161,7 +161,8 @@ void hub_user_detach(subscriber *s)
         s->user = NULL;
         /* Watchers here hear of it while u (and its id) still exists;
          * released after, it is freed unless someone still watches it. */
-        if (directory_user_online(app->hub->dir, app->index, u->id, u->id_len, -1, s->socket_id) == 0)
+        if (directory_user_online(app->hub->dir, app->index, u->id, u->id_len, -1, s->socket_id) ==
+            0)
             hub_group_send(app, MSG_USER_OFFLINE, u->id, u->id_len, NULL, NULL);
         hub_user_release(app, u);
     }
