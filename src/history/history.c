@@ -25,7 +25,7 @@ int64_t history_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t mono_ms(void)
+uint64_t history_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -423,7 +423,7 @@ static void trim_by_age(history *hs)
     for (size_t i = 0; i < t.n; i++)
         free(t.names[i]);
     if (t.n < TRIM_CHANNELS)
-        hs->next_trim_ms = mono_ms() + TRIM_EVERY_MS;
+        hs->next_trim_ms = history_mono_ms() + TRIM_EVERY_MS;
 }
 
 static void *history_main(void *arg)
@@ -432,7 +432,7 @@ static void *history_main(void *arg)
     pthread_mutex_lock(&hs->lock);
     for (;;) {
         while (!hs->head && !hs->stopping) {
-            uint64_t now = mono_ms();
+            uint64_t now = history_mono_ms();
             pthread_mutex_unlock(&hs->lock);
             uint64_t next_poll = history_expire_polls(hs, now);
             pthread_mutex_lock(&hs->lock);
@@ -490,7 +490,7 @@ history *history_start(const hk_config *cfg, char *err, size_t cap)
     strmap_init(&hs->channels);
     pthread_mutex_init(&hs->lock, NULL);
     pthread_cond_init(&hs->wake, NULL);
-    hs->next_trim_ms = mono_ms() + TRIM_EVERY_MS;
+    hs->next_trim_ms = history_mono_ms() + TRIM_EVERY_MS;
     if (pthread_create(&hs->thread, NULL, history_main, hs) != 0) {
         snprintf(err, cap, "cannot start the history thread: %s", strerror(errno));
         st->ops->close(st);

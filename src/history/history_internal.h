@@ -150,6 +150,7 @@ void history_enqueue(history *hs, job *j);
 chan_entry *history_channel(history *hs, size_t app, const char *name, size_t len, bool create,
                             int *rc);
 int64_t history_now_ms(void);
+uint64_t history_mono_ms(void); /* for deadlines */
 void job_free(job *j);
 
 /* history_read.c: run on the thread inside the batch's transaction. */
@@ -179,6 +180,5 @@ void history_requeue_woken(history *hs);
 /* Answers the polls whose wait is over (no statement); returns the
  * monotonic time of the next deadline, 0 if none. */
 uint64_t history_expire_polls(history *hs, uint64_t now_ms);
-uint64_t history_mono_ms(void);
 
 #endif

@@ -8,18 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "history/history_internal.h"
 #include "util/json_write.h"
 #include "util/xalloc.h"
-
-uint64_t history_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 bool history_poll(history *hs, hub *from, size_t app, const history_poll_query *q,
                   history_poll_fn done, void *ctx, char *err, size_t cap)
