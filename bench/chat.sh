@@ -99,7 +99,7 @@ SRV_NAME=""
 CHILD_PID=""
 cleanup() {
     [[ -n "$CHILD_PID" ]] && kill -TERM "$CHILD_PID" 2>/dev/null
-    declare -F stop_server > /dev/null && stop_server
+    declare -F bench_stop_server > /dev/null && bench_stop_server
     kill "$WATCHDOG" 2>/dev/null
     rm -rf "$TMP"
 }
@@ -147,37 +147,12 @@ EOF
     if ! "$LG" waitport "$PORT" 20; then
         log "$name did not listen on $PORT; its log:"
         tail -n 20 "$TMP/server.log" >&2
-        stop_server
+        bench_stop_server
         return 1
     fi
     return 0
 }
 
-stop_server() { # SIGTERM, 5 s, then SIGKILL; an unclean end goes to the notes
-    [[ -n "$SRV_PID" ]] || return 0
-    local rc keep
-    kill -TERM "$SRV_PID" 2>/dev/null
-    for _ in $(seq 1 50); do
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$SRV_PID" 2>/dev/null; then
-        log "server $SRV_PID did not stop in 5 s: SIGKILL"
-        echo "$SRV_NAME: did not stop within 5 s of SIGTERM (killed)" >> "$NOTES"
-        kill -KILL "$SRV_PID" 2>/dev/null
-    fi
-    wait "$SRV_PID" 2>/dev/null
-    rc=$?
-    if [[ $rc -ne 0 && $rc -ne 143 ]]; then
-        echo "$SRV_NAME: exit status $rc" >> "$NOTES"
-    fi
-    if [[ -s "$TMP/server.log" ]]; then # log_level warn: anything is worth a look
-        keep="$RAW/$SRV_NAME-$(date +%s%N).log"
-        cp "$TMP/server.log" "$keep"
-        echo "$SRV_NAME: logged $(wc -l < "$keep") line(s), kept in $keep; the first: $(head -n 1 "$keep" | cut -c1-200)" >> "$NOTES"
-    fi
-    SRV_PID=""
-}
 
 # run_node PART NAME SECONDS SCRIPT ARGS...: a node driver against a fresh
 # server, bounded by SECONDS (--timeout) and `timeout` a little later.
@@ -199,7 +174,7 @@ run_node() {
         echo "$part / $name: the server exited during the run" >> "$NOTES"
         tail -n 5 "$TMP/server.log" | sed "s|^|    |" >> "$NOTES"
     fi
-    stop_server
+    bench_stop_server
     if grep -q '^RESULT' "$TMP/out"; then
         grep '^RESULT' "$TMP/out" >> "$RESULTS"
     else

@@ -99,7 +99,7 @@ SRV_NAME=""
 CHILD_PID=""
 cleanup() {
     [[ -n "$CHILD_PID" ]] && kill -TERM "$CHILD_PID" 2>/dev/null
-    declare -F stop_server > /dev/null && stop_server
+    declare -F bench_stop_server > /dev/null && bench_stop_server
     kill "$WATCHDOG" 2>/dev/null
     rm -rf "$TMP"
 }
@@ -149,46 +149,14 @@ EOF
     if ! "$LG" waitport "$PORT" 20; then
         log "$name did not listen on $PORT; its log:"
         tail -n 20 "$TMP/server.log" >&2
-        stop_server
+        bench_stop_server
         return 1
     fi
     [[ "$name" == soketi ]] && sleep 1 # soketi opens the port before it is fully up
     return 0
 }
 
-stop_server() { # SIGTERM, 5 s, then SIGKILL; an unclean end goes to the notes
-    [[ -n "$SRV_PID" ]] || return 0
-    local rc
-    kill -TERM "$SRV_PID" 2>/dev/null
-    for _ in $(seq 1 50); do
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$SRV_PID" 2>/dev/null; then
-        log "server $SRV_PID did not stop in 5 s: SIGKILL"
-        echo "$SRV_NAME: did not stop within 5 s of SIGTERM (killed)" >> "$NOTES"
-        kill -KILL "$SRV_PID" 2>/dev/null
-    fi
-    wait "$SRV_PID" 2>/dev/null
-    rc=$?
-    if [[ "$SRV_NAME" == hark-* && $rc -ne 0 && $rc -ne 143 ]]; then
-        echo "$SRV_NAME: exit status $rc" >> "$NOTES"
-    fi
-    if [[ "$SRV_NAME" == hark-* && -s "$TMP/server.log" ]]; then # log_level warn: anything is worth a look
-        local keep
-        keep="$RAW/$SRV_NAME-$(date +%s%N).log"
-        cp "$TMP/server.log" "$keep"
-        echo "$SRV_NAME: logged $(wc -l < "$keep") line(s), kept in $keep; the first: $(head -n 1 "$keep" | cut -c1-200)" >> "$NOTES"
-    fi
-    SRV_PID=""
-}
 
-alive_check() { # after a run: did the server survive it?
-    if [[ -n "$SRV_PID" ]] && ! kill -0 "$SRV_PID" 2>/dev/null; then
-        echo "$1 / $SRV_NAME: the server exited during the run" >> "$NOTES"
-        tail -n 5 "$TMP/server.log" | sed "s|^|    |" >> "$NOTES"
-    fi
-}
 
 # run_loadgen PART NAME ARGS...: one loadgen run, once more when other work
 # took more than OTHER_MAX % of a core; its RESULT line goes to RESULTS.
@@ -206,8 +174,8 @@ run_loadgen() {
         CHILD_PID=""
         cat "$TMP/err" >&2
         grep -v '^RESULT' "$TMP/out" >&2
-        alive_check "$part"
-        stop_server
+        bench_alive_check "$part"
+        bench_stop_server
         other="$(grep '^RESULT' "$TMP/out" | tr ' ' '\n' | sed -n 's/^sys_other=//p')"
         if [[ $attempt == 1 && -n "$other" && "$other" -gt "$OTHER_MAX" ]] && (($(date +%s) - T_START < MAX_SECONDS - 150)); then
             log "$part / $name: ${other}% of a core went to other work during the window: once more"
@@ -241,8 +209,8 @@ run_node() {
     grep -v '^RESULT' "$TMP/out" >&2
     grep -v '^RESULT' "$TMP/out" > "$RAW/$part-$name.out"
     cat "$TMP/err" >> "$RAW/$part-$name.out"
-    alive_check "$part"
-    stop_server
+    bench_alive_check "$part"
+    bench_stop_server
     if grep -q '^RESULT' "$TMP/out"; then
         grep '^RESULT' "$TMP/out" >> "$RESULTS"
     else
