@@ -11,7 +11,7 @@ import { describe, test, before, after, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict';
 import { APPS, startHark, rest, connected, subscribed } from './lib/harness.mjs';
 import { scope, rawReady, uniq, record, signedIn, until } from './lib/clients.mjs';
-import { assertError, dataDir, fleet } from './lib/history.mjs';
+import { assertError, restartKit } from './lib/history.mjs';
 import {
     chatApp, room, signedInRaw, join, send, trigger, wsRead, receipt, receipts, rejected, restRead, restReadOk,
     restUnreadOk, signed, seqPlus, otherEpoch,
@@ -386,26 +386,9 @@ describe('chat: read cursors and receipts', () => {
 
 describe('chat: read cursors survive restarts', () => {
     let s;
-    let dirs;
     let servers;
-    beforeEach(() => {
-        s = scope();
-        dirs = [];
-        servers = fleet();
-    });
-    afterEach(async () => {
-        await s.close();
-        try {
-            await servers.stopAll();
-        } finally {
-            for (const d of dirs) d.remove();
-        }
-    });
-    const newDir = () => {
-        const d = dataDir();
-        dirs.push(d);
-        return d.path;
-    };
+    let newDir;
+    restartKit((kit) => ({ s, servers, newDir } = kit));
     const config = { apps: [APPS.main, CHAT] };
 
     test('read: kill -9 right after the REST 200: the cursor is there after a restart on the same data_dir, and still only moves forward', async () => {

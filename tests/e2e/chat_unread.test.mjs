@@ -11,7 +11,7 @@ import { describe, test, before, after, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict';
 import { APPS, startHark, rest, connected } from './lib/harness.mjs';
 import { scope, rawReady, uniq, signedIn, until } from './lib/clients.mjs';
-import { assertError, dataDir, fleet } from './lib/history.mjs';
+import { assertError, restartKit } from './lib/history.mjs';
 import {
     chatApp, room, signedInRaw, join, send, wsRead, wsUnread, receipt, rejected, restReadOk, restUnread,
     restUnreadOk, checkUnreadBody, userState,
@@ -299,26 +299,9 @@ describe('chat: unread counts', () => {
 
 describe('chat: unread across restarts', () => {
     let s;
-    let dirs;
     let servers;
-    beforeEach(() => {
-        s = scope();
-        dirs = [];
-        servers = fleet();
-    });
-    afterEach(async () => {
-        await s.close();
-        try {
-            await servers.stopAll();
-        } finally {
-            for (const d of dirs) d.remove();
-        }
-    });
-    const newDir = () => {
-        const d = dataDir();
-        dirs.push(d);
-        return d.path;
-    };
+    let newDir;
+    restartKit((kit) => ({ s, servers, newDir } = kit));
     const config = { apps: [APPS.main, CHAT] };
 
     test('unread: the channel list and the counts are the same after a SIGTERM restart and after kill -9 following a REST read', async () => {

@@ -5,12 +5,12 @@
 // later events too). A wiped data_dir is a new epoch: an old id is recognised
 // as such (resume recovered:false, REST paging 400). Each test starts its
 // own servers on a data_dir of its own.
-import { describe, test, beforeEach, afterEach } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rest } from './lib/harness.mjs';
-import { scope, rawReady, uniq } from './lib/clients.mjs';
+import { rawReady, uniq } from './lib/clients.mjs';
 import {
-    assertId, range, seqOf, okBody, publishSeq, resume, checkResumed, history, pageAll, dataDir, fleet,
+    assertId, range, seqOf, okBody, publishSeq, resume, checkResumed, history, pageAll, restartKit,
 } from './lib/history.mjs';
 
 // The whole history of ch on server, oldest first (after the 200 checks of pageAll).
@@ -21,26 +21,9 @@ async function all(server, ch) {
 
 describe('history durability', () => {
     let s;
-    let dirs;
     let servers;
-    beforeEach(() => {
-        s = scope();
-        dirs = [];
-        servers = fleet();
-    });
-    afterEach(async () => {
-        await s.close();
-        try {
-            await servers.stopAll();
-        } finally {
-            for (const d of dirs) d.remove();
-        }
-    });
-    const newDir = () => {
-        const d = dataDir();
-        dirs.push(d);
-        return d.path;
-    };
+    let newDir;
+    restartKit((kit) => ({ s, servers, newDir } = kit));
 
     test('kill -9 right after the 200s: a restart on the same data_dir has every event in REST history and replays it on resume', async () => {
         const dir = newDir();

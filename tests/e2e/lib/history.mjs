@@ -4,12 +4,13 @@
 // GET /apps/{id}/channels/{name}/events and its paging, and restarts on one
 // data_dir (kill -9 and SIGTERM). Built on harness.mjs and clients.mjs;
 // nothing here imitates the server.
+import { beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHark } from './harness.mjs';
-import { hmac, restCall } from './clients.mjs';
+import { hmac, restCall, scope } from './clients.mjs';
 
 // What an id may be: A-Z a-z 0-9 . _ ~ -, 1 to 64 bytes.
 export const ID_RE = /^[A-Za-z0-9._~-]{1,64}$/;
@@ -231,4 +232,35 @@ export function fleet() {
             if (errors.length) throw errors[0];
         },
     };
+}
+
+// For a describe block of restart tests: before each test a client scope, a
+// fleet of servers and a way to make data dirs (newDir() → path), all torn
+// down after it; give(kit) is called with the fresh ones before each test.
+export function restartKit(give) {
+    let dirs = [];
+    const kit = {
+        s: null,
+        servers: null,
+        newDir: () => {
+            const d = dataDir();
+            dirs.push(d);
+            return d.path;
+        },
+    };
+    beforeEach(() => {
+        kit.s = scope();
+        kit.servers = fleet();
+        dirs = [];
+        give(kit);
+    });
+    afterEach(async () => {
+        await kit.s.close();
+        try {
+            await kit.servers.stopAll();
+        } finally {
+            for (const d of dirs) d.remove();
+        }
+    });
+    return kit;
 }
