@@ -367,6 +367,9 @@ static void run_batch(history *hs, job *batch)
         }
     }
     history_requeue_woken(hs);
+    /* after the answers, so that none waits for it */
+    if (st->ops->maintain)
+        st->ops->maintain(st);
 }
 
 typedef struct trim_ctx {

@@ -105,6 +105,10 @@ typedef struct store_ops {
      * then at most limit events with seq > after per channel, ascending. */
     int (*poll)(store *st, const char *app, const char *asked_json, const char *user,
                 size_t user_len, uint32_t limit, store_poll_fn fn, void *ctx);
+    /* Between transactions, on the writing thread: housekeeping the store
+     * asked for after a commit (SQLite: bounding its WAL). Short, but may
+     * wait for the disk. */
+    void (*maintain)(store *st);
     const char *(*error)(store *st);
     void (*close)(store *st);
 } store_ops;
