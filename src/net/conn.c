@@ -284,7 +284,9 @@ void conn_resume_input(conn *c)
     if (c->reply_token)
         return; /* a deferred answer is awaited: conn_reply_sent resumes */
     c->input_paused = false;
-    conn_update_poll(c, c->out.count > 0);
+    /* EPOLLOUT stays as it is: output queued since the last write is the
+     * flush's (the connection is dirty), not the poll's */
+    conn_update_poll(c, (c->poll_events & EPOLLOUT) != 0);
     if (c->http_in)
         conn_feed_http(c, NULL, 0); /* requests already read and held */
     account_input(c);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <strings.h>
 
 #include "net/conn_internal.h"
@@ -155,7 +156,7 @@ void conn_feed_http(conn *c, char *data, size_t len)
          * Pausing only now spares the usual client, which waits for its
          * answer, two epoll changes per request. */
         c->input_paused = true;
-        conn_update_poll(c, c->out.count > 0);
+        conn_update_poll(c, (c->poll_events & EPOLLOUT) != 0);
     }
     char *p = data;
     size_t avail = len;
