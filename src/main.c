@@ -92,7 +92,15 @@ static void workers_ready(void *ctx, worker *workers, uint32_t n)
 
 static void worker_wakeup(void *data)
 {
+    hub_drain_replies(((worker_services *)data)->hub);
     hub_drain_inbox(((worker_services *)data)->hub);
+}
+
+/* A deferred answer (a stored REST trigger's) goes out without waiting for
+ * the rest of a long fan-out flush. */
+static void worker_mid_flush(worker *w)
+{
+    hub_drain_replies(((worker_services *)w->data)->hub);
 }
 
 /* Before the flush: what the history thread stored while this iteration
@@ -102,6 +110,7 @@ static void worker_wakeup(void *data)
 static void worker_iteration_end(worker *w)
 {
     worker_services *ws = w->data;
+    hub_drain_replies(ws->hub);
     hub_drain_inbox(ws->hub);
     xhr_transport_iteration_end(w);
 }
@@ -210,6 +219,7 @@ int main(int argc, char **argv)
                           .worker_wakeup = worker_wakeup,
                           .worker_sweep = worker_sweep,
                           .worker_iteration_end = worker_iteration_end,
+                          .worker_mid_flush = worker_mid_flush,
                           .workers_stopped = workers_stopped,
                           .worker_free = worker_free};
     int exit_code = server_run(&cfg, &hooks);

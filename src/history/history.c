@@ -247,7 +247,7 @@ static void deliver_published(job *j)
                               .ids = j->ids};
         memcpy(a->message, j->message, sizeof(a->message));
         j->ids = NULL;
-        hub_post(j->from, published_call, a);
+        hub_post_reply(j->from, published_call, a);
     }
     for (size_t i = 0; i < j->num_events; i++) {
         job_event *e = &j->events[i];

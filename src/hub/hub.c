@@ -33,6 +33,7 @@ hub *hub_new(const hk_config *cfg, uint32_t socket_prefix)
     h->peers = NULL;
     h->num_peers = 0;
     pthread_mutex_init(&h->inbox.lock, NULL);
+    pthread_mutex_init(&h->replies.lock, NULL);
     return h;
 }
 
@@ -80,6 +81,10 @@ void hub_free(hub *h)
     }
     free(h->inbox.items);
     pthread_mutex_destroy(&h->inbox.lock);
+    for (size_t i = 0; i < h->replies.count; i++)
+        h->replies.items[i].call(NULL, h->replies.items[i].arg); /* frees its work only */
+    free(h->replies.items);
+    pthread_mutex_destroy(&h->replies.lock);
     if (h->owns_dir)
         directory_free(h->dir);
     free(h->apps);

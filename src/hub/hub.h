@@ -16,6 +16,7 @@
 #ifndef HARK_HUB_HUB_H
 #define HARK_HUB_HUB_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -187,6 +188,8 @@ struct hub {
     hub_wake_fn wake;  /* wakes this hub's loop to drain its inbox */
     void *wake_ctx;
     hub_inbox inbox;
+    hub_inbox replies;           /* hub_post_reply */
+    atomic_bool replies_waiting; /* checked without the lock, mid-flush */
 };
 
 /* A hub on its own (one worker, private directory). socket_prefix is the
@@ -255,6 +258,13 @@ void hub_terminate_user(hub_app *app, const char *id, size_t len);
 /* Any thread: runs fn(h, arg) on h's thread, after what was posted to h
  * before it. */
 void hub_post(hub *h, hub_call_fn fn, void *arg);
+/* Any thread: like hub_post, for an answer that nothing posted before it
+ * has to precede (a deferred HTTP answer): the worker also runs these in
+ * the middle of a long flush (hub_drain_replies), so an answer does not
+ * wait behind the fan-out of thousands of connections. */
+void hub_post_reply(hub *h, hub_call_fn fn, void *arg);
+/* Runs the replies posted so far; cheap when there are none. */
+void hub_drain_replies(hub *h);
 /* Any thread: delivers f on channel name through the inbox of every
  * worker with a subscriber (this hub's own included), in the order of the
  * calls, except to except_socket_id; remembers it on cache channels. A

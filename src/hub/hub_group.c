@@ -17,17 +17,22 @@ void hub_msg_free(hub_msg *m)
     free(m->name);
 }
 
+static bool queue_add(hub_inbox *q, hub_msg m)
+{
+    pthread_mutex_lock(&q->lock);
+    if (q->count == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 16;
+        q->items = xrealloc(q->items, q->cap * sizeof(hub_msg));
+    }
+    q->items[q->count++] = m;
+    bool first = q->count == 1;
+    pthread_mutex_unlock(&q->lock);
+    return first;
+}
+
 static void inbox_add(hub *to, hub_msg m)
 {
-    pthread_mutex_lock(&to->inbox.lock);
-    if (to->inbox.count == to->inbox.cap) {
-        to->inbox.cap = to->inbox.cap ? to->inbox.cap * 2 : 16;
-        to->inbox.items = xrealloc(to->inbox.items, to->inbox.cap * sizeof(hub_msg));
-    }
-    to->inbox.items[to->inbox.count++] = m;
-    bool first = to->inbox.count == 1;
-    pthread_mutex_unlock(&to->inbox.lock);
-    if (first && to->wake)
+    if (queue_add(&to->inbox, m) && to->wake)
         to->wake(to->wake_ctx);
 }
 
@@ -47,6 +52,31 @@ static void inbox_push(hub *to, uint8_t kind, size_t app, const char *name, size
 void hub_post(hub *h, hub_call_fn fn, void *arg)
 {
     inbox_add(h, (hub_msg){.kind = MSG_CALL, .call = fn, .arg = arg});
+}
+
+void hub_post_reply(hub *h, hub_call_fn fn, void *arg)
+{
+    bool first = queue_add(&h->replies, (hub_msg){.kind = MSG_CALL, .call = fn, .arg = arg});
+    atomic_store_explicit(&h->replies_waiting, true, memory_order_release);
+    if (first && h->wake)
+        h->wake(h->wake_ctx);
+}
+
+void hub_drain_replies(hub *h)
+{
+    if (!atomic_load_explicit(&h->replies_waiting, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&h->replies.lock);
+    atomic_store_explicit(&h->replies_waiting, false, memory_order_relaxed);
+    hub_msg *items = h->replies.items;
+    size_t count = h->replies.count;
+    h->replies.items = NULL;
+    h->replies.count = 0;
+    h->replies.cap = 0;
+    pthread_mutex_unlock(&h->replies.lock);
+    for (size_t i = 0; i < count; i++)
+        items[i].call(h, items[i].arg);
+    free(items);
 }
 
 void hub_publish_posted(hub *any, size_t app, const char *name, size_t len, frame *f,

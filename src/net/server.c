@@ -18,6 +18,7 @@
 #include "util/xalloc.h"
 
 #define SWEEP_INTERVAL_MS 250
+#define FLUSH_SLICE 256 /* connections flushed between two worker_mid_flush */
 
 /* Set by the signal handler, read by the sweep timer. */
 static volatile sig_atomic_t stop_requested;
@@ -34,12 +35,15 @@ void worker_mark_dirty(worker *w, conn *c)
 static void flush_dirty(worker *w)
 {
     conn *c;
+    uint32_t flushed = 0;
     while ((c = w->dirty) != NULL) {
         w->dirty = c->next_dirty;
         c->dirty = false;
         c->next_dirty = NULL;
         if (c->state != CONN_DEAD)
             conn_flush(c);
+        if (++flushed % FLUSH_SLICE == 0 && w->srv->hooks->worker_mid_flush)
+            w->srv->hooks->worker_mid_flush(w);
     }
 }
 
