@@ -78,21 +78,19 @@ static session_replay *find(session *s, const char *name, size_t len)
 
 static void on_resumed(hub *h, const history_resumed *res);
 
-/* Asks the history thread for the first replay not yet asked, if none is
- * in flight. */
+/* Asks the history thread for the first replay, unless it is asked
+ * already. Replays are listed in the order asked and leave the list once
+ * sent, so the first is the one in progress: asked, or answered and still
+ * being sent. One the client is not reading stays there, and asking for
+ * the next beside it would double what is held. */
 static void request_next(session *s)
 {
-    for (session_replay *r = s->replays; r; r = r->next) {
-        if (r->requested && !r->answered)
-            return; /* one at a time */
-        if (!r->requested) {
-            r->requested = true;
-            history_resume(s->history, s->hub, s->sub.app->index, r->channel, r->channel_len,
-                           r->since, r->since_len, s->sub.app->cfg->max_replay, s->sub.socket_id,
-                           on_resumed);
-            return;
-        }
-    }
+    session_replay *r = s->replays;
+    if (!r || r->requested)
+        return;
+    r->requested = true;
+    history_resume(s->history, s->hub, s->sub.app->index, r->channel, r->channel_len, r->since,
+                   r->since_len, s->sub.app->cfg->max_replay, s->sub.socket_id, on_resumed);
 }
 
 static void unlink_replay(session *s, session_replay *r)

@@ -1,4 +1,5 @@
-// History under abuse: what a client that resumes and never reads, one that
+// History under abuse: what a client that resumes and never reads (also when
+// it asks for more while a replay waits for it), one that
 // vanishes in the middle of its replays, and a history file another process
 // holds locked can do to the server and to other clients (docs/design.md,
 // History; docs/api.md, History and replay).
@@ -101,6 +102,50 @@ describe('history abuse', () => {
                 assert.deepEqual(got.get(ch), Array.from({ length: EVENTS - 1 }, (_, i) => i + 1), ch);
             }
             await until(async () => (await metric(server, 'hark_history_replay_bytes')) === 0, 'every replay released');
+        } finally {
+            await s.close();
+        }
+    });
+
+    test('a resume asked while another replay waits for a client that does not read is held back until that one is sent', async () => {
+        const s = scope();
+        try {
+            // enough replays to fill the kernel's buffers (about 12 MB), so one stays held
+            const channels = Array.from({ length: 40 }, () => uniq('abuse-wait-'));
+            const first = await backlog(sdk, channels);
+            const conn = await wsConnect(server);
+            s.add(() => conn.destroy());
+            await conn.established();
+            for (const ch of channels.slice(0, -1)) conn.sendJSON({ event: 'pusher:subscribe', data: { channel: ch, since: first[ch] } });
+            conn.pause();
+            // wait until a replay is held and stays held: the client is full
+            let last = -1;
+            await until(async () => {
+                const now = await metric(server, 'hark_history_replay_bytes');
+                const stable = now > 0 && now === last;
+                last = now;
+                return stable;
+            }, 'a replay held for the client that does not read', 20000);
+            const oneReplay = EVENTS * (PAD.length + 200);
+            assert.ok(last <= oneReplay, `${last} bytes held before the last subscribe`);
+            // one more subscription with since: its replay waits for the held one
+            const ch = channels[channels.length - 1];
+            conn.sendJSON({ event: 'pusher:subscribe', data: { channel: ch, since: first[ch] } });
+            for (let i = 0; i < 5; i++) {
+                await new Promise((r) => setTimeout(r, 200));
+                const held = await metric(server, 'hark_history_replay_bytes');
+                assert.ok(held <= oneReplay, `${held} bytes held: a second replay beside the one waiting`);
+            }
+            // once it reads, every channel is resumed in full
+            conn.resume();
+            const resumed = new Map();
+            while (resumed.size < channels.length) {
+                const m = await conn.nextMessage(20000);
+                assert.ok(m && m.json, 'the connection ended during the replays');
+                if (m.json.event === 'hark:resumed') resumed.set(m.json.channel, JSON.parse(m.json.data));
+            }
+            for (const c of channels) assert.deepEqual(resumed.get(c), { recovered: true, count: EVENTS - 1 }, c);
+            await until(async () => (await metric(server, 'hark_history_replay_bytes')) === 0, 'nothing held once all is sent', 10000);
         } finally {
             await s.close();
         }
