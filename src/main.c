@@ -90,17 +90,19 @@ static void workers_ready(void *ctx, worker *workers, uint32_t n)
         hub_join_group(wr->hubs[i], wr->dir, wr->hubs, n, wake_worker, &workers[i]);
 }
 
+/* Replies after the inbox: the flush writes the connections made dirty
+ * last first, so an answer goes out before a fan-out drained with it. */
 static void worker_wakeup(void *data)
 {
-    hub_drain_replies(((worker_services *)data)->hub);
     hub_drain_inbox(((worker_services *)data)->hub);
+    hub_drain_replies(((worker_services *)data)->hub);
 }
 
 /* A deferred answer (a stored REST trigger's) goes out without waiting for
  * the rest of a long fan-out flush. */
 static void worker_mid_flush(worker *w)
 {
-    hub_drain_replies(((worker_services *)w->data)->hub);
+    hub_poll_replies(((worker_services *)w->data)->hub);
 }
 
 /* Before the flush: what the history thread stored while this iteration
@@ -110,8 +112,8 @@ static void worker_mid_flush(worker *w)
 static void worker_iteration_end(worker *w)
 {
     worker_services *ws = w->data;
-    hub_drain_replies(ws->hub);
     hub_drain_inbox(ws->hub);
+    hub_drain_replies(ws->hub);
     xhr_transport_iteration_end(w);
 }
 

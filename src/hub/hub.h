@@ -263,8 +263,12 @@ void hub_post(hub *h, hub_call_fn fn, void *arg);
  * the middle of a long flush (hub_drain_replies), so an answer does not
  * wait behind the fan-out of thousands of connections. */
 void hub_post_reply(hub *h, hub_call_fn fn, void *arg);
-/* Runs the replies posted so far; cheap when there are none. */
-void hub_drain_replies(hub *h);
+/* Runs the replies posted so far; returns how many ran. */
+size_t hub_drain_replies(hub *h);
+/* The same, after a check without the lock (for the middle of a flush: a
+ * reply posted at that instant waits for the drain that its wake-up or the
+ * iteration's end makes, which always takes the lock). */
+size_t hub_poll_replies(hub *h);
 /* Any thread: delivers f on channel name through the inbox of every
  * worker with a subscriber (this hub's own included), in the order of the
  * calls, except to except_socket_id; remembers it on cache channels. A

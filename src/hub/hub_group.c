@@ -62,10 +62,15 @@ void hub_post_reply(hub *h, hub_call_fn fn, void *arg)
         h->wake(h->wake_ctx);
 }
 
-void hub_drain_replies(hub *h)
+size_t hub_poll_replies(hub *h)
 {
     if (!atomic_load_explicit(&h->replies_waiting, memory_order_acquire))
-        return;
+        return 0;
+    return hub_drain_replies(h);
+}
+
+size_t hub_drain_replies(hub *h)
+{
     pthread_mutex_lock(&h->replies.lock);
     atomic_store_explicit(&h->replies_waiting, false, memory_order_relaxed);
     hub_msg *items = h->replies.items;
@@ -77,6 +82,7 @@ void hub_drain_replies(hub *h)
     for (size_t i = 0; i < count; i++)
         items[i].call(h, items[i].arg);
     free(items);
+    return count;
 }
 
 void hub_publish_posted(hub *any, size_t app, const char *name, size_t len, frame *f,

@@ -287,8 +287,11 @@ void conn_resume_input(conn *c)
     /* EPOLLOUT stays as it is: output queued since the last write is the
      * flush's (the connection is dirty), not the poll's */
     conn_update_poll(c, (c->poll_events & EPOLLOUT) != 0);
-    if (c->http_in)
+    if (c->http_in) {
+        if (c->w->flushing)
+            c->w->fed_in_flush = true;
         conn_feed_http(c, NULL, 0); /* requests already read and held */
+    }
     account_input(c);
 }
 

@@ -36,6 +36,7 @@ static void flush_dirty(worker *w)
 {
     conn *c;
     uint32_t flushed = 0;
+    w->flushing = true;
     while ((c = w->dirty) != NULL) {
         w->dirty = c->next_dirty;
         c->dirty = false;
@@ -45,6 +46,7 @@ static void flush_dirty(worker *w)
         if (++flushed % FLUSH_SLICE == 0 && w->srv->hooks->worker_mid_flush)
             w->srv->hooks->worker_mid_flush(w);
     }
+    w->flushing = false;
 }
 
 void worker_bury(worker *w, conn *c)
@@ -77,8 +79,18 @@ static void on_check(uv_check_t *h)
     worker *w = h->data;
     if (w->srv->hooks->worker_iteration_end)
         w->srv->hooks->worker_iteration_end(w);
-    flush_dirty(h->data);
-    free_graveyard(h->data);
+    flush_dirty(w);
+    /* Requests read during the flush (held input resumed once an answer
+     * went out) may have left work for the iteration's end: do it now
+     * rather than at the next wake-up, which may be a sweep away. */
+    for (int round = 0; round < 4 && w->fed_in_flush; round++) {
+        w->fed_in_flush = false;
+        if (w->srv->hooks->worker_iteration_end)
+            w->srv->hooks->worker_iteration_end(w);
+        flush_dirty(w);
+    }
+    w->fed_in_flush = false;
+    free_graveyard(w);
 }
 
 /* The epoll set became readable: dispatch its events in batches. */

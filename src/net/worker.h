@@ -63,6 +63,8 @@ typedef struct worker {
     conn *conns; /* all live connections */
     long num_conns;
     conn *dirty;                 /* connections with output to flush */
+    bool flushing;               /* in flush_dirty */
+    bool fed_in_flush;           /* requests were read during it */
     atomic_size_t pending_input; /* bytes held by incomplete requests and messages:
                                   * written by this worker only, read by any (relaxed) */
     size_t pending_budget;       /* this worker's share of max_pending_input_bytes */
