@@ -98,16 +98,18 @@ typedef struct history_resumed {
     size_t bytes;       /* their size, counted in the server's replay budget until
                          * the session calls history_replay_release */
     uint64_t upto;      /* newest seq replayed or known: live copies at or below are duplicates */
+    uint64_t ticket;    /* the request's, as given */
 } history_resumed;
 
 typedef void (*history_resumed_fn)(hub *h, const history_resumed *r);
 
 /* The events of a kept channel after since, for the connection socket_id
  * that has just subscribed on from's worker; done runs on from's thread
- * (its frames are borrowed for the call). */
+ * (its frames are borrowed for the call) with the caller's ticket, which
+ * tells this answer from one to an earlier request for the same channel. */
 void history_resume(history *hs, hub *from, size_t app, const char *channel, size_t len,
                     const char *since, size_t since_len, uint32_t max_replay, const char *socket_id,
-                    history_resumed_fn done);
+                    uint64_t ticket, history_resumed_fn done);
 
 /* For /metrics (any thread). */
 typedef struct history_stats {

@@ -19,10 +19,11 @@ static const char *const not_this_history =
 
 void history_resume(history *hs, hub *from, size_t app, const char *channel, size_t len,
                     const char *since, size_t since_len, uint32_t max_replay, const char *socket_id,
-                    history_resumed_fn done)
+                    uint64_t ticket, history_resumed_fn done)
 {
     job *j = xcalloc(1, sizeof(*j));
     j->kind = JOB_RESUME;
+    j->result.ticket = ticket;
     j->from = from;
     j->app = app;
     j->channel = xmemdup(channel, len);

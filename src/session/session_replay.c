@@ -16,6 +16,7 @@
  * beyond which the resume they belong to answers recovered:false rather
  * than grow, so resuming alone never makes a client a slow consumer. */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,9 @@ struct session_replay {
     frame **held; /* live copies waiting for the replay */
     uint32_t num_held, cap_held;
     size_t held_bytes;
-    bool overflow;  /* held copies went over their bound: not recovered */
-    bool requested; /* asked of the history thread (one per session at a time) */
+    bool overflow;   /* held copies went over their bound: not recovered */
+    bool requested;  /* asked of the history thread (one per session at a time) */
+    uint64_t ticket; /* of that request: an answer to an earlier one is not this one's */
     bool answered;
     bool recovered;
     char *reason;
@@ -88,9 +90,12 @@ static void request_next(session *s)
     session_replay *r = s->replays;
     if (!r || r->requested)
         return;
+    static _Atomic uint64_t tickets;
     r->requested = true;
+    r->ticket = atomic_fetch_add(&tickets, 1) + 1;
     history_resume(s->history, s->hub, s->sub.app->index, r->channel, r->channel_len, r->since,
-                   r->since_len, s->sub.app->cfg->max_replay, s->sub.socket_id, on_resumed);
+                   r->since_len, s->sub.app->cfg->max_replay, s->sub.socket_id, r->ticket,
+                   on_resumed);
 }
 
 static void unlink_replay(session *s, session_replay *r)
@@ -217,8 +222,9 @@ static void on_resumed(hub *h, const history_resumed *res)
     }
     session *s = (session *)sub;
     session_replay *r = find(s, res->channel, res->channel_len);
-    if (!r || r->answered || !r->requested) {
-        /* unsubscribed meanwhile (a later subscription has not asked yet) */
+    if (!r || r->answered || !r->requested || r->ticket != res->ticket) {
+        /* unsubscribed meanwhile (a later subscription of the channel has
+         * not asked yet, or asked again with its own since) */
         history_replay_release(s->history, res->bytes);
         return;
     }

@@ -151,6 +151,41 @@ describe('history abuse', () => {
         }
     });
 
+    test('unsubscribe and subscribe again with another since while the first resume is read: the answer is the second one\'s', async () => {
+        const s = scope();
+        try {
+            const ch = uniq('abuse-again-');
+            const ids = [];
+            for (let i = 0; i < EVENTS; i += 10) {
+                const batch = Array.from({ length: 10 }, (_, k) => ({ channel: ch, name: 'fill', data: JSON.stringify({ seq: i + k, pad: PAD }) }));
+                const res = await sdk.triggerBatch(batch);
+                assert.equal(res.status, 200);
+                ids.push(...(await res.json()).ids);
+            }
+            const conn = await wsConnect(server);
+            s.add(() => conn.destroy());
+            await conn.established();
+            // in one go: the first resume (149 events to read) is still being read
+            // when the second subscription asks for the last two
+            conn.sendJSON({ event: 'pusher:subscribe', data: { channel: ch, since: ids[0] } });
+            conn.sendJSON({ event: 'pusher:unsubscribe', data: { channel: ch } });
+            conn.sendJSON({ event: 'pusher:subscribe', data: { channel: ch, since: ids[EVENTS - 3] } });
+            const seqs = [];
+            for (;;) {
+                const m = await conn.nextMessage(10000);
+                assert.ok(m && m.json, 'the connection ended before hark:resumed');
+                if (m.json.event === 'fill') seqs.push(JSON.parse(m.json.data).seq);
+                if (m.json.event === 'hark:resumed') {
+                    assert.deepEqual(JSON.parse(m.json.data), { recovered: true, count: 2 });
+                    break;
+                }
+            }
+            assert.deepEqual(seqs, [EVENTS - 2, EVENTS - 1]);
+        } finally {
+            await s.close();
+        }
+    });
+
     test('a client that vanishes in the middle of its replays leaves nothing held', async () => {
         const channels = Array.from({ length: 4 }, () => uniq('vanish-'));
         const first = await backlog(sdk, channels);
