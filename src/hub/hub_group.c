@@ -30,6 +30,19 @@ static bool queue_add(hub_inbox *q, hub_msg m)
     return first;
 }
 
+/* Takes every message of q (the caller frees the array); *count says how many. */
+static hub_msg *queue_take(hub_inbox *q, size_t *count)
+{
+    pthread_mutex_lock(&q->lock);
+    hub_msg *items = q->items;
+    *count = q->count;
+    q->items = NULL;
+    q->count = 0;
+    q->cap = 0;
+    pthread_mutex_unlock(&q->lock);
+    return items;
+}
+
 static void inbox_add(hub *to, hub_msg m)
 {
     if (queue_add(&to->inbox, m) && to->wake)
@@ -71,14 +84,10 @@ size_t hub_poll_replies(hub *h)
 
 size_t hub_drain_replies(hub *h)
 {
-    pthread_mutex_lock(&h->replies.lock);
-    atomic_store_explicit(&h->replies_waiting, false, memory_order_relaxed);
-    hub_msg *items = h->replies.items;
-    size_t count = h->replies.count;
-    h->replies.items = NULL;
-    h->replies.count = 0;
-    h->replies.cap = 0;
-    pthread_mutex_unlock(&h->replies.lock);
+    /* cleared before the take: a reply posted after it sets the flag again */
+    atomic_store_explicit(&h->replies_waiting, false, memory_order_seq_cst);
+    size_t count;
+    hub_msg *items = queue_take(&h->replies, &count);
     for (size_t i = 0; i < count; i++)
         items[i].call(h, items[i].arg);
     free(items);
@@ -159,13 +168,8 @@ void hub_group_publish_payload(hub_app *app, const char *channel, size_t len, co
 
 void hub_drain_inbox(hub *h)
 {
-    pthread_mutex_lock(&h->inbox.lock);
-    hub_msg *items = h->inbox.items;
-    size_t count = h->inbox.count;
-    h->inbox.items = NULL;
-    h->inbox.count = 0;
-    h->inbox.cap = 0;
-    pthread_mutex_unlock(&h->inbox.lock);
+    size_t count;
+    hub_msg *items = queue_take(&h->inbox, &count);
     for (size_t i = 0; i < count; i++) {
         hub_msg *m = &items[i];
         if (m->kind == MSG_CALL) {
