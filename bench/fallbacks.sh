@@ -91,6 +91,7 @@ HARK_BUILT="${HARK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null)$(git diff -
 # ---- the whole run is bounded -------------------------------------------
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+LG_TIMEOUT=100 # seconds, per loadgen run
 bench_watchdog "$MAX_SECONDS"
 
 TMP="$(mktemp -d /tmp/hark-fallbacks.XXXXXX)"
@@ -158,40 +159,6 @@ EOF
 
 
 
-# run_loadgen PART NAME ARGS...: one loadgen run, once more when other work
-# took more than OTHER_MAX % of a core; its RESULT line goes to RESULTS.
-run_loadgen() {
-    local part="$1" name="$2" attempt other rc
-    shift 2
-    for attempt in 1 2; do
-        start_server "$name" || { echo "RESULT scenario=$part label=$name error=server_start" >> "$RESULTS"; return; }
-        log "$part / $name: loadgen $*"
-        timeout 120 "$LG" "$@" --procs "$PROCS" --port "$PORT" --server-pid "$SRV_PID" --label "$name" \
-            --timeout 100 > "$TMP/out" 2> "$TMP/err" &
-        CHILD_PID=$!
-        wait "$CHILD_PID"
-        rc=$?
-        CHILD_PID=""
-        cat "$TMP/err" >&2
-        grep -v '^RESULT' "$TMP/out" >&2
-        bench_alive_check "$part"
-        bench_stop_server
-        other="$(grep '^RESULT' "$TMP/out" | tr ' ' '\n' | sed -n 's/^sys_other=//p')"
-        if [[ $attempt == 1 && -n "$other" && "$other" -gt "$OTHER_MAX" ]] && (($(date +%s) - T_START < MAX_SECONDS - 150)); then
-            log "$part / $name: ${other}% of a core went to other work during the window: once more"
-            echo "$part / $name: run again, ${other}% of a core went to other work during the first window" >> "$NOTES"
-            continue
-        fi
-        break
-    done
-    if grep -q '^RESULT' "$TMP/out"; then
-        grep '^RESULT' "$TMP/out" >> "$RESULTS"
-    else
-        echo "RESULT scenario=$part label=$name error=loadgen_rc_$rc" >> "$RESULTS"
-        tail -n 5 "$TMP/err" >&2
-    fi
-    grep -h 'NOTE\|PROBLEM' "$TMP/out" | sed "s|^ *|$part / $name: |" >> "$NOTES"
-}
 
 # run_node PART NAME EXTRA ARGS...: bench/fallback_fanout.mjs against a fresh server.
 run_node() {
@@ -243,11 +210,11 @@ FANOUT_ARGS=(--scenario fanout --conns "$CLIENTS" --size 1024 --window 64 --bulk
 SOKETI_RUN=0
 if has_part ws; then
     for w in $WORKERS; do
-        run_loadgen fanout "hark-w$w" "${FANOUT_ARGS[@]}"
+        bench_run_loadgen fanout "hark-w$w" "${FANOUT_ARGS[@]}"
     done
     if soketi_installed; then
         SOKETI_RUN=1
-        run_loadgen fanout soketi "${FANOUT_ARGS[@]}"
+        bench_run_loadgen fanout soketi "${FANOUT_ARGS[@]}"
     else
         log "Soketi not installed in $SOKETI_PEER_DIR: skipping (run its install.sh)"
         echo "ws / soketi: not run, Soketi is not installed in $SOKETI_PEER_DIR" >> "$NOTES"
