@@ -183,6 +183,7 @@ static const conn_handlers handlers = {
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* past a file size limit a write fails (EFBIG): the store says so */
     if (argc > 1 && strcmp(argv[1], "webhooks") == 0) /* hark webhooks dead|replay */
         return webhooks_cli_main(argc, argv, environ);
     hk_config cfg;

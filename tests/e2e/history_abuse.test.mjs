@@ -1,11 +1,12 @@
 // History under abuse: what a client that resumes and never reads (also when
 // it asks for more while a replay waits for it), one that
-// vanishes in the middle of its replays, and a history file another process
-// holds locked can do to the server and to other clients (docs/design.md,
+// vanishes in the middle of its replays, and a history file that cannot grow
+// (a full disk) can do to the server and to other clients (docs/design.md,
 // History; docs/api.md, History and replay).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHark, rest } from './lib/harness.mjs';
 import { scope, rawReady, uniq, until } from './lib/clients.mjs';
@@ -222,17 +223,17 @@ describe('history storage failing', () => {
     });
     after(async () => { await server.stop(); });
 
-    // Another process holds the history file's write lock: hark's writes
-    // fail (after SQLite's 5 s busy wait) until it lets go.
-    function lockHistory() {
-        const p = spawn('sqlite3', [join(server.dataDir, 'history.sqlite3')], { stdio: ['pipe', 'pipe', 'pipe'] });
-        let out = '';
-        p.stdout.on('data', (d) => { out += d; });
-        p.stdin.write('BEGIN EXCLUSIVE;\nSELECT \'locked\';\n');
-        return {
-            ready: () => until(() => out.includes('locked'), 'sqlite3 to hold the lock'),
-            release: () => new Promise((resolve) => { p.on('close', resolve); p.stdin.end('ROLLBACK;\n'); }),
+    // The history file cannot grow: hark's process gets a file size limit
+    // (prlimit) at the WAL's current size, as if the disk were full, so the
+    // next commit fails at once; lifting the limit heals it.
+    function fillDisk() {
+        const wal = join(server.dataDir, 'history.sqlite3-wal');
+        const limit = (soft) => {
+            const r = spawnSync('prlimit', ['--pid', String(server.proc.pid), `--fsize=${soft}:`]);
+            assert.equal(r.status, 0, `prlimit: ${r.stderr}`);
         };
+        limit(statSync(wal).size);
+        return { release: () => limit('unlimited') };
     }
 
     test('REST answers 503 while the store fails, live delivery goes on, and writes resume by themselves', async () => {
@@ -246,15 +247,14 @@ describe('history storage failing', () => {
             const id1 = (await before_.json()).ids[ch];
             await r.take({ event: 'one', channel: ch });
 
-            const lock = lockHistory();
-            await lock.ready();
+            const full = fillDisk();
             const failed = await sdk.trigger(ch, 'two', {}).catch((e) => e);
             assert.equal(failed.status, 503, `expected 503, got ${failed.status}: ${failed.body}`);
             assert.match(String(failed.body), /History storage failed/);
             const live = await r.take({ event: 'two', channel: ch });
             assert.equal(live.msg.id, undefined, 'an event that was not stored carries no id');
             assert.ok(await metric(server, 'hark_history_write_failures_total') >= 1);
-            await lock.release();
+            full.release();
 
             const after_ = await sdk.trigger(ch, 'three', {});
             assert.equal(after_.status, 200);

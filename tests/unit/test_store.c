@@ -1,8 +1,9 @@
 /* store (SQLite): channel heads survive reopening, ranges in both
  * directions with limits and an age floor, trims by count and by age, a
  * file from a newer schema is refused, read cursors only move forward,
- * unread counts come from one statement that reads by index only, and the
- * WAL stays bounded under a steady stream of commits. */
+ * unread counts come from one statement that reads by index only, the
+ * WAL stays bounded under a steady stream of commits, and the store holds
+ * its file exclusively. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -281,6 +282,8 @@ static void read_cursors_and_unread_counts(void **state)
 static void unread_reads_by_index_only(void **state)
 {
     fixture *fx = *state;
+    fx->st->ops->close(fx->st); /* the store holds the file exclusively */
+    fx->st = NULL;
     sqlite3 *db;
     assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
     char sql[2048];
@@ -337,6 +340,33 @@ static void wal_stays_bounded(void **state)
     assert_int_equal(s.seqs[7], 188);
 }
 
+/* The store is the file's only user: another connection cannot read it
+ * while the store is open (no file locks per transaction, no -shm file),
+ * and can once it is closed. */
+static void the_file_is_held_exclusively(void **state)
+{
+    fixture *fx = *state;
+    store_channel ch;
+    assert_int_equal(fx->st->ops->head(fx->st, "app", "excl", 4, true, &ch), 0);
+    append_n(fx->st, &ch, 3, 1000);
+    char shm[160];
+    snprintf(shm, sizeof(shm), "%s-shm", fx->path);
+    assert_int_equal(access(shm, F_OK), -1);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "SELECT count(*) FROM events", NULL, NULL, NULL),
+                     SQLITE_BUSY);
+    fx->st->ops->close(fx->st);
+    fx->st = NULL;
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 3);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +376,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(read_cursors_and_unread_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(unread_reads_by_index_only, setup, teardown),
         cmocka_unit_test_setup_teardown(wal_stays_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_file_is_held_exclusively, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
