@@ -17,7 +17,12 @@
  * SQLite would run one on the committing thread every 1,000 pages; here
  * the writer checkpoints itself between two transactions once the WAL
  * holds WAL_RESET_FRAMES pages (op_maintain), and the next commit starts
- * the WAL over, so it stays near that size. The checkpoint's first fsync
+ * the WAL over, so it stays near that size (and below journal_size_limit,
+ * so the file is overwritten, never cut and grown again). A checkpoint
+ * copies each page changed since the last one, and appends keep changing
+ * the same newest page of each channel: a checkpoint of 64 MiB took about
+ * as long as one of 16 MiB (25 ms), so the larger WAL stops the writer a
+ * quarter as often. The checkpoint's first fsync
  * would write the whole WAL to the disk (about 40 ms for 16 MiB here), so
  * a thread of the store's own (the flusher) fdatasyncs the WAL after every
  * FLUSH_FRAMES pages and FLUSH_MS after a commit: the checkpoint then
@@ -46,8 +51,8 @@
 #include "util/xalloc.h"
 
 #define SCHEMA_VERSION 2
-#define WAL_RESET_FRAMES 4096 /* 16 MiB of 4 KiB pages */
-#define FLUSH_FRAMES 256      /* 1 MiB */
+#define WAL_RESET_FRAMES 16384 /* 64 MiB of 4 KiB pages */
+#define FLUSH_FRAMES 256       /* 1 MiB */
 #define FLUSH_MS 200
 
 enum {
@@ -639,7 +644,7 @@ store *store_sqlite_open(const char *path, char *err, size_t cap)
     /* EXCLUSIVE before WAL: then the WAL's index is kept in the heap */
     if (exec(s, "PRAGMA locking_mode = EXCLUSIVE") || exec(s, "PRAGMA journal_mode = WAL") ||
         exec(s, "PRAGMA synchronous = NORMAL") || exec(s, "PRAGMA wal_autocheckpoint = 0") ||
-        exec(s, "PRAGMA cache_size = -16384") || exec(s, "PRAGMA journal_size_limit = 67108864") ||
+        exec(s, "PRAGMA cache_size = -16384") || exec(s, "PRAGMA journal_size_limit = 100663296") ||
         migrate(s))
         goto failed;
     sqlite3_wal_hook(s->db, wal_committed, s);
