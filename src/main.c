@@ -99,8 +99,8 @@ static void worker_wakeup(void *data)
 }
 
 /* A deferred answer (a stored REST trigger's) goes out without waiting for
- * the rest of the iteration: its reads, or a long fan-out flush. */
-static void worker_answers(worker *w)
+ * the rest of a long fan-out flush. */
+static void worker_mid_flush(worker *w)
 {
     hub_poll_replies(((worker_services *)w->data)->hub);
 }
@@ -222,7 +222,7 @@ int main(int argc, char **argv)
                           .worker_wakeup = worker_wakeup,
                           .worker_sweep = worker_sweep,
                           .worker_iteration_end = worker_iteration_end,
-                          .worker_answers = worker_answers,
+                          .worker_mid_flush = worker_mid_flush,
                           .workers_stopped = workers_stopped,
                           .worker_free = worker_free};
     int exit_code = server_run(&cfg, &hooks);

@@ -18,6 +18,7 @@
 #include "util/xalloc.h"
 
 #define SWEEP_INTERVAL_MS 250
+#define FLUSH_SLICE 256 /* connections flushed between two worker_mid_flush */
 
 /* Set by the signal handler, read by the sweep timer. */
 static volatile sig_atomic_t stop_requested;
@@ -31,44 +32,21 @@ void worker_mark_dirty(worker *w, conn *c)
     w->dirty = c;
 }
 
-static void flush_one(conn *c)
-{
-    c->dirty = false;
-    c->next_dirty = NULL;
-    if (c->state != CONN_DEAD)
-        conn_flush(c);
-}
-
-/* Answers drained between connections go on the front of the dirty list,
- * so they are the next written. */
 static void flush_dirty(worker *w)
 {
     conn *c;
+    uint32_t flushed = 0;
     w->flushing = true;
     while ((c = w->dirty) != NULL) {
         w->dirty = c->next_dirty;
-        flush_one(c);
-        if (w->srv->hooks->worker_answers)
-            w->srv->hooks->worker_answers(w);
+        c->dirty = false;
+        c->next_dirty = NULL;
+        if (c->state != CONN_DEAD)
+            conn_flush(c);
+        if (++flushed % FLUSH_SLICE == 0 && w->srv->hooks->worker_mid_flush)
+            w->srv->hooks->worker_mid_flush(w);
     }
     w->flushing = false;
-}
-
-/* Between two connections' events: answers posted meanwhile (a stored
- * trigger's 200, above all) are written now, not after the rest of the
- * iteration's reads and its flush. Only what they made dirty, which
- * worker_mark_dirty put in front of what was dirty before. */
-static void answer_now(worker *w)
-{
-    if (!w->srv->hooks->worker_answers)
-        return;
-    conn *before = w->dirty;
-    w->srv->hooks->worker_answers(w);
-    conn *c;
-    while ((c = w->dirty) != before) {
-        w->dirty = c->next_dirty;
-        flush_one(c);
-    }
 }
 
 void worker_bury(worker *w, conn *c)
@@ -122,10 +100,8 @@ static void on_epoll(uv_poll_t *h, int status, int events)
     struct epoll_event evs[256];
     for (int round = 0; round < 16; round++) {
         int n = epoll_wait(w->epfd, evs, 256, 0);
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n; i++)
             conn_on_events(evs[i].data.ptr, evs[i].events);
-            answer_now(w);
-        }
         if (n < 256)
             break;
     }

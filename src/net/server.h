@@ -25,11 +25,9 @@ typedef struct server_hooks {
     /* At the end of every loop iteration, before output is flushed (may be
      * NULL): what other threads handed back meanwhile can join this flush. */
     void (*worker_iteration_end)(worker *w);
-    /* Optional, on the worker's thread: between two connections' work (each
-     * connection's events, each connection a flush writes), for answers
-     * that should not wait for the rest of the iteration. What it makes
-     * dirty is written at once. Must be cheap when there is nothing. */
-    void (*worker_answers)(worker *w);
+    /* Optional, on the worker's thread: every FLUSH_SLICE connections of a
+     * flush, for what should not wait for the whole of a long one. */
+    void (*worker_mid_flush)(worker *w);
     /* Every sweep (250 ms); w->id numbers the workers from 1. */
     void (*worker_sweep)(worker *w, uint32_t sweeps);
     /* On the main thread once every loop has stopped, before any teardown
