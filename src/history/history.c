@@ -65,8 +65,9 @@ void history_enqueue(history *hs, job *j)
     else
         hs->head = j;
     hs->tail = j;
-    pthread_cond_signal(&hs->wake);
     pthread_mutex_unlock(&hs->lock);
+    /* after the unlock: the thread woken inside it would block on the lock */
+    pthread_cond_signal(&hs->wake);
 }
 
 /* --- the channel cache ------------------------------------------------------- */
