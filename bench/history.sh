@@ -15,7 +15,8 @@
 # 2. rest    the loadgen `rest` scenario as in bench/run.sh (1,000 channels, 64 B,
 #            8 keep-alive connections) against hark w1 and w2 with history on,
 #            Soketi (when installed) and, for reference, hark with history off.
-#            Triggers/s, REST p99 and hark / Soketi (target >= 3x).
+#            HISTORY_REPEAT rounds. Triggers/s, REST p99 and hark / Soketi
+#            (target >= 3x), best against best and median against median.
 # 3. storm   bench/resume_storm.mjs: 1,000 clients, 100 missed events each, all
 #            resuming with `since` at once (hark w1 and w2).
 # 4. memory  bench/history_memory.mjs: RSS per idle persisted channel (50,000
@@ -31,8 +32,8 @@
 # Environment: HARK_BIN (default build/hark), SOKETI_PEER_DIR (default
 # ../shared/peers/soketi), HISTORY_OUT (default bench/HISTORY.md),
 # HISTORY_PARTS (default "fanout rest storm memory"), HISTORY_REPEAT (fan-out
-# runs per server and setting, default 2; the best is reported, every one is
-# listed), HISTORY_FANOUT_CONNS (default 10000), HISTORY_REST_CONNS (default
+# and REST runs per server and setting, default 2; the best is reported,
+# every one is listed, and for REST the median too), HISTORY_FANOUT_CONNS (default 10000), HISTORY_REST_CONNS (default
 # 1000), STORM_CLIENTS (default 1000), STORM_MISSED (default 100),
 # MEMORY_CHANNELS (default 50000), MEMORY_WORKERS (default 2), BENCH_DURATION
 # (seconds per loadgen window, default 5), BENCH_SWEEP_MS (default 300),
@@ -202,16 +203,21 @@ fi
 REST_ARGS=(--scenario rest --conns "$REST_CONNS" --size 64 --rest-conns 8 --bulk-interval-ms "$SWEEP" --duration "$DUR")
 SOKETI_RUN=0
 if has_part rest; then
-    for name in hark-w1-on hark-w2-on soketi hark-w1-off hark-w2-off; do
-        if [[ "$name" == soketi ]]; then
-            if ! soketi_installed; then
-                log "Soketi not installed in $SOKETI_PEER_DIR: skipping (run its install.sh)"
-                echo "rest / soketi: not run, Soketi is not installed in $SOKETI_PEER_DIR" >> "$NOTES"
-                continue
-            fi
-            SOKETI_RUN=1
-        fi
-        bench_run_loadgen rest "$name" "${REST_ARGS[@]}"
+    if soketi_installed; then
+        SOKETI_RUN=1
+    else
+        log "Soketi not installed in $SOKETI_PEER_DIR: skipping (run its install.sh)"
+        echo "rest / soketi: not run, Soketi is not installed in $SOKETI_PEER_DIR" >> "$NOTES"
+    fi
+    # HISTORY_REPEAT rounds, the order reversed every other one, so a drift of
+    # the machine hits every server alike
+    for r in $(seq 1 "$REPEAT"); do
+        order="hark-w1-on hark-w2-on soketi hark-w1-off hark-w2-off"
+        ((r % 2 == 0)) && order="hark-w2-off hark-w1-off soketi hark-w2-on hark-w1-on"
+        for name in $order; do
+            [[ "$name" == soketi ]] && ((!SOKETI_RUN)) && continue
+            bench_run_loadgen rest "$name" "${REST_ARGS[@]}"
+        done
     done
 fi
 
@@ -259,6 +265,7 @@ vals() { # vals SCENARIO LABEL FIELD: the field in every matching RESULT line
 best() { vals "$@" | awk '{ m = ""; for (i = 1; i <= NF; i++) if (m == "" || $i + 0 > m + 0) m = $i; print m }'; }
 low() { vals "$@" | awk '{ m = ""; for (i = 1; i <= NF; i++) if (m == "" || $i + 0 < m + 0) m = $i; print m }'; }
 last() { vals "$@" | awk '{ print $NF }'; }
+median() { vals "$@" | awk '{ if (NF == 0) { print ""; exit } n = split($0, v, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t } print v[int((n + 1) / 2)] }'; }
 total() { vals "$@" | awk '{ if (NF == 0) { print ""; exit } t = 0; for (i = 1; i <= NF; i++) t += $i; print t }'; }
 fmt_int() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%\047d", v }'; }
 fmt_ints() { local out="" v; for v in $1; do out+="${out:+, }$(fmt_int "$v")"; done; echo "${out:-–}"; }
@@ -267,6 +274,7 @@ fmt_msv() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%\
 fmt_mb() { awk -v v="$1" 'BEGIN { if (v == "") { print "–"; exit } printf "%.1f MB", v / 1024 }'; }
 pct_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 <= 0) { print ""; exit } printf "%.1f", 100 * a / b }'; }
 times() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a + 0 <= 0 || b + 0 <= 0) { print ""; exit } printf "%.1f", a / b }'; }
+times2() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a + 0 <= 0 || b + 0 <= 0) { print ""; exit } printf "%.2f", a / b }'; } # for a target
 meets() { # value target: ✓ / ✗ / –
     awk -v v="$1" -v t="$2" 'BEGIN { if (v == "") print "–"; else if (v + 0 >= t + 0) print "met"; else print "**not met**" }'
 }
@@ -357,30 +365,37 @@ SQLITE_VER="$(pkg-config --modversion sqlite3 2>/dev/null)" # the library hark i
         echo "### REST triggers/s on kept channels"
         echo
         echo "The \`rest\` scenario of \`bench/run.sh\`: 8 keep-alive connections trigger 64-byte events as"
-        echo "fast as answers come back, to $(fmt_int "$REST_CONNS") channels with one subscriber each. With history"
+        echo "fast as answers come back, to $(fmt_int "$REST_CONNS") channels with one subscriber each, ${DUR} s. With history"
         echo "on, hark answers each trigger once the event is stored (group commit), with its id."
-        echo "Soketi closes the connection after every answer (\`Connection: close\`)."
+        echo "Soketi closes the connection after every answer (\`Connection: close\`). $REPEAT run(s) per"
+        echo "server, in rounds whose order reverses every other time; the best run of each server is"
+        echo "compared (as for fan-out), and the medians beside it (every run is listed)."
         echo
         echo "| figure | hark w1 | hark w2 | Soketi | w1 vs Soketi | w2 vs Soketi |"
         echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-        h1="$(last rest hark-w1-on pubs_per_s)"; h2="$(last rest hark-w2-on pubs_per_s)"; s="$(last rest soketi pubs_per_s)"
-        x1="$(times "$h1" "$s")"; x2="$(times "$h2" "$s")"
-        echo "| **triggers/s, history on** | $(fmt_int "$h1") | $(fmt_int "$h2") | $(fmt_int "$s") | **${x1:-–}${x1:+×}** | **${x2:-–}${x2:+×}** |"
-        h1="$(last rest hark-w1-on rest_p99_us)"; h2="$(last rest hark-w2-on rest_p99_us)"; s="$(last rest soketi rest_p99_us)"
+        h1="$(best rest hark-w1-on pubs_per_s)"; h2="$(best rest hark-w2-on pubs_per_s)"; s="$(best rest soketi pubs_per_s)"
+        x1="$(times2 "$h1" "$s")"; x2="$(times2 "$h2" "$s")"
+        echo "| **triggers/s, history on (best)** | $(fmt_int "$h1") | $(fmt_int "$h2") | $(fmt_int "$s") | **${x1:-–}${x1:+×}** | **${x2:-–}${x2:+×}** |"
+        m1="$(median rest hark-w1-on pubs_per_s)"; m2="$(median rest hark-w2-on pubs_per_s)"; ms="$(median rest soketi pubs_per_s)"
+        z1="$(times2 "$m1" "$ms")"; z2="$(times2 "$m2" "$ms")"
+        echo "| triggers/s, history on (median) | $(fmt_int "$m1") | $(fmt_int "$m2") | $(fmt_int "$ms") | ${z1:-–}${z1:+×} | ${z2:-–}${z2:+×} |"
+        echo "| every run, history on | $(fmt_ints "$(vals rest hark-w1-on pubs_per_s)") | $(fmt_ints "$(vals rest hark-w2-on pubs_per_s)") | $(fmt_ints "$(vals rest soketi pubs_per_s)") | | |"
+        h1="$(low rest hark-w1-on rest_p99_us)"; h2="$(low rest hark-w2-on rest_p99_us)"; s="$(low rest soketi rest_p99_us)"
         y1="$(times "$s" "$h1")"; y2="$(times "$s" "$h2")"
-        echo "| REST request p99, history on (lower is better) | $(fmt_ms "$h1") | $(fmt_ms "$h2") | $(fmt_ms "$s") | ${y1:-–}${y1:+×} | ${y2:-–}${y2:+×} |"
-        echo "| REST request p50, history on | $(fmt_ms "$(last rest hark-w1-on rest_p50_us)") | $(fmt_ms "$(last rest hark-w2-on rest_p50_us)") | $(fmt_ms "$(last rest soketi rest_p50_us)") | | |"
-        echo "| triggers/s, history off (reference) | $(fmt_int "$(last rest hark-w1-off pubs_per_s)") | $(fmt_int "$(last rest hark-w2-off pubs_per_s)") | | | |"
-        o1="$(pct_of "$(last rest hark-w1-on pubs_per_s)" "$(last rest hark-w1-off pubs_per_s)")"
-        o2="$(pct_of "$(last rest hark-w2-on pubs_per_s)" "$(last rest hark-w2-off pubs_per_s)")"
-        echo "| triggers/s, history on / off | ${o1:-–}${o1:+%} | ${o2:-–}${o2:+%} | | | |"
-        echo "| REST request p99, history off (reference) | $(fmt_ms "$(last rest hark-w1-off rest_p99_us)") | $(fmt_ms "$(last rest hark-w2-off rest_p99_us)") | | | |"
-        echo "| server CPU, % of a core, history on | $(last rest hark-w1-on srv_cpu) | $(last rest hark-w2-on srv_cpu) | $(last rest soketi srv_cpu) | | |"
-        echo "| lost / out of order / duplicate / failed, history on | $(check rest hark-w1-on) | $(check rest hark-w2-on) | $(check rest soketi) | | |"
-        echo "| lost / out of order / duplicate / failed, history off | $(check rest hark-w1-off) | $(check rest hark-w2-off) | | | |"
+        echo "| REST request p99, history on (lowest; lower is better) | $(fmt_ms "$h1") | $(fmt_ms "$h2") | $(fmt_ms "$s") | ${y1:-–}${y1:+×} | ${y2:-–}${y2:+×} |"
+        echo "| REST request p50, history on (lowest) | $(fmt_ms "$(low rest hark-w1-on rest_p50_us)") | $(fmt_ms "$(low rest hark-w2-on rest_p50_us)") | $(fmt_ms "$(low rest soketi rest_p50_us)") | | |"
+        echo "| triggers/s, history off (reference, best) | $(fmt_int "$(best rest hark-w1-off pubs_per_s)") | $(fmt_int "$(best rest hark-w2-off pubs_per_s)") | | | |"
+        o1="$(pct_of "$(best rest hark-w1-on pubs_per_s)" "$(best rest hark-w1-off pubs_per_s)")"
+        o2="$(pct_of "$(best rest hark-w2-on pubs_per_s)" "$(best rest hark-w2-off pubs_per_s)")"
+        echo "| triggers/s, history on / off (best) | ${o1:-–}${o1:+%} | ${o2:-–}${o2:+%} | | | |"
+        echo "| REST request p99, history off (reference, lowest) | $(fmt_ms "$(low rest hark-w1-off rest_p99_us)") | $(fmt_ms "$(low rest hark-w2-off rest_p99_us)") | | | |"
+        echo "| server CPU, % of a core, history on (last run) | $(last rest hark-w1-on srv_cpu) | $(last rest hark-w2-on srv_cpu) | $(last rest soketi srv_cpu) | | |"
+        echo "| lost / out of order / duplicate / failed, history on (all runs) | $(check rest hark-w1-on) | $(check rest hark-w2-on) | $(check rest soketi) | | |"
+        echo "| lost / out of order / duplicate / failed, history off (all runs) | $(check rest hark-w1-off) | $(check rest hark-w2-off) | | | |"
         echo
         if ((SOKETI_RUN)); then
-            echo "Target: hark at least 3× Soketi's triggers/s: w1 $(meets "$x1" 3), w2 $(meets "$x2" 3)."
+            echo "Target: hark at least 3× Soketi's triggers/s (best against best): w1 $(meets "$x1" 3), w2 $(meets "$x2" 3)."
+            echo "Median against median: w1 $(meets "$z1" 3), w2 $(meets "$z2" 3)."
         else
             echo "Target: hark at least 3× Soketi's triggers/s: not measured in this run (Soketi is not installed)."
         fi
