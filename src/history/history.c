@@ -424,6 +424,8 @@ static void trim_by_age(history *hs)
         hs->trim_cursor = t.n < TRIM_CHANNELS ? 0 : t.keys[t.n - 1];
     else
         st->ops->rollback(st);
+    if (st->ops->maintain) /* deletes grow the WAL too, also when nothing is published */
+        st->ops->maintain(st);
     for (size_t i = 0; i < t.n; i++)
         free(t.names[i]);
     if (t.n < TRIM_CHANNELS)

@@ -25,7 +25,7 @@
  * quarter as often. The checkpoint's first fsync
  * would write the whole WAL to the disk (about 40 ms for 16 MiB here), so
  * a thread of the store's own (the flusher) fdatasyncs the WAL after every
- * FLUSH_FRAMES pages and FLUSH_MS after a commit: the checkpoint then
+ * FLUSH_FRAMES pages, and at most FLUSH_MS after a commit: the checkpoint then
  * finds little to write. The flusher only starts the disk early; the
  * order that keeps the file sound is still SQLite's own.
  *
@@ -177,9 +177,11 @@ typedef struct sqlite_store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     char error[256];
+    char path[4096];
     /* the flusher */
     char wal_path[4200];
-    int wal_fd; /* opened by the flusher, closed after the connection */
+    atomic_bool wal_moved; /* the connection was reopened: open the WAL again */
+    int wal_fd;            /* opened by the flusher, closed after the connection */
     pthread_t flush_thread;
     bool flush_running;
     bool flush_stop;
@@ -211,9 +213,15 @@ static int run(sqlite_store *s, int which)
     return rc == SQLITE_DONE ? 0 : fail(s, sql_text[which]);
 }
 
+static int connect_db(sqlite_store *s);
+static void disconnect_db(sqlite_store *s);
+
 static int op_begin(store *st)
 {
-    return run(as_sqlite(st), ST_BEGIN);
+    sqlite_store *s = as_sqlite(st);
+    if (!s->db && connect_db(s) != 0) /* a reopen that failed: try again */
+        return -1;
+    return run(s, ST_BEGIN);
 }
 
 static int op_commit(store *st)
@@ -225,6 +233,10 @@ static int op_commit(store *st)
      * SQLite write its frames otherwise, what is left goes out here, before
      * anyone is told the events are stored */
     if (wal_batch_pending(s->db) > 0 && wal_batch_flush(s->db) != SQLITE_OK) {
+        /* SQLite counts the transaction as committed, the file does not
+         * have it: a new connection reads the file again (and finds the
+         * WAL ending before this transaction) */
+        disconnect_db(s);
         snprintf(s->error, sizeof(s->error), "writing the WAL failed");
         return -1;
     }
@@ -234,7 +246,7 @@ static int op_commit(store *st)
 static void op_rollback(store *st)
 {
     sqlite_store *s = as_sqlite(st);
-    if (!sqlite3_get_autocommit(s->db))
+    if (s->db && !sqlite3_get_autocommit(s->db))
         run(s, ST_ROLLBACK);
 }
 
@@ -477,16 +489,22 @@ static void *flusher(void *arg)
     pthread_mutex_lock(&s->flush_lock);
     while (!s->flush_stop) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until); /* the condition's clock */
         until.tv_nsec += FLUSH_MS * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&s->flush_wake, &s->flush_lock, &until);
+        /* a signal sent while it synced is not lost: the count says so */
+        if (atomic_load(&s->unflushed) < FLUSH_FRAMES)
+            pthread_cond_timedwait(&s->flush_wake, &s->flush_lock, &until);
         if (s->flush_stop || atomic_exchange(&s->unflushed, 0) == 0)
             continue;
         pthread_mutex_unlock(&s->flush_lock);
+        if (atomic_exchange(&s->wal_moved, false) && s->wal_fd >= 0) {
+            close(s->wal_fd);
+            s->wal_fd = -1;
+        }
         if (s->wal_fd < 0)
             s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
         if (s->wal_fd >= 0)
@@ -531,7 +549,7 @@ static int wal_committed(void *arg, sqlite3 *db, const char *name, int frames)
 static void op_maintain(store *st)
 {
     sqlite_store *s = as_sqlite(st);
-    if (!s->wal_full || !sqlite3_get_autocommit(s->db))
+    if (!s->db || !s->wal_full || !sqlite3_get_autocommit(s->db))
         return;
     s->wal_full = false;
     /* copies every frame (the connection is the file's only user), so the
@@ -543,10 +561,8 @@ static void op_close(store *st)
 {
     sqlite_store *s = as_sqlite(st);
     stop_flusher(s);
-    for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_finalize(s->st[i]);
-    sqlite3_close(s->db);
-    if (s->wal_fd >= 0) /* after the connection: closing it drops the process's file locks */
+    disconnect_db(s);
+    if (s->wal_fd >= 0)
         close(s->wal_fd);
     pthread_mutex_destroy(&s->flush_lock);
     pthread_cond_destroy(&s->flush_wake);
@@ -619,46 +635,84 @@ static int migrate(sqlite_store *s)
     return 0;
 }
 
-store *store_sqlite_open(const char *path, char *err, size_t cap)
+static void disconnect_db(sqlite_store *s)
 {
-    sqlite_store *s = xcalloc(1, sizeof(*s));
-    s->base.ops = &sqlite_ops;
-    s->wal_fd = -1;
-    snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", path);
-    pthread_mutex_init(&s->flush_lock, NULL);
-    pthread_cond_init(&s->flush_wake, NULL);
-    int rc = wal_batch_register();
-    if (rc == SQLITE_OK)
-        rc = sqlite3_open_v2(path, &s->db,
+    for (int i = 0; i < ST_COUNT; i++) {
+        sqlite3_finalize(s->st[i]);
+        s->st[i] = NULL;
+    }
+    sqlite3_close(s->db);
+    s->db = NULL;
+    s->wal_frames = 0;
+    s->wal_full = false;
+    atomic_store(&s->wal_moved, true);
+}
+
+/* Opens the file (s->path), set up as described at the top. */
+static int connect_db(sqlite_store *s)
+{
+    int rc = sqlite3_open_v2(s->path, &s->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              WAL_BATCH_VFS);
     if (rc != SQLITE_OK) {
-        snprintf(err, cap, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        sqlite3_close(s->db);
-        pthread_mutex_destroy(&s->flush_lock);
-        pthread_cond_destroy(&s->flush_wake);
-        free(s);
-        return NULL;
+        snprintf(s->error, sizeof(s->error), "%s",
+                 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        disconnect_db(s);
+        return -1;
     }
     sqlite3_busy_timeout(s->db, 5000);
     /* EXCLUSIVE before WAL: then the WAL's index is kept in the heap */
     if (exec(s, "PRAGMA locking_mode = EXCLUSIVE") || exec(s, "PRAGMA journal_mode = WAL") ||
         exec(s, "PRAGMA synchronous = NORMAL") || exec(s, "PRAGMA wal_autocheckpoint = 0") ||
         exec(s, "PRAGMA cache_size = -16384") || exec(s, "PRAGMA journal_size_limit = 100663296") ||
-        migrate(s))
-        goto failed;
+        migrate(s)) {
+        disconnect_db(s);
+        return -1;
+    }
+    /* the WAL's name as SQLite made it (a link in the path resolved) */
+    const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
+    if (wal && !s->flush_running)
+        snprintf(s->wal_path, sizeof(s->wal_path), "%s", wal);
     sqlite3_wal_hook(s->db, wal_committed, s);
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+                               NULL) != SQLITE_OK) {
+            fail(s, sql_text[i]);
+            disconnect_db(s);
+            return -1;
+        }
+    return 0;
+}
+
+store *store_sqlite_open(const char *path, char *err, size_t cap)
+{
+    if (strlen(path) >= sizeof(((sqlite_store *)NULL)->path)) {
+        snprintf(err, cap, "%s: the path is too long", path);
+        return NULL;
+    }
+    sqlite_store *s = xcalloc(1, sizeof(*s));
+    s->base.ops = &sqlite_ops;
+    s->wal_fd = -1;
+    snprintf(s->path, sizeof(s->path), "%s", path);
+    snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", path);
+    pthread_mutex_init(&s->flush_lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->flush_wake, &attr);
+    pthread_condattr_destroy(&attr);
+    int rc = wal_batch_register();
+    if (rc != SQLITE_OK) {
+        snprintf(s->error, sizeof(s->error), "%s", sqlite3_errstr(rc));
+        goto failed;
+    }
+    if (connect_db(s) != 0)
+        goto failed;
     if (pthread_create(&s->flush_thread, NULL, flusher, s) != 0) {
         snprintf(s->error, sizeof(s->error), "cannot start the WAL flusher");
         goto failed;
     }
     s->flush_running = true;
-    for (int i = 0; i < ST_COUNT; i++)
-        if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-                               NULL) != SQLITE_OK) {
-            fail(s, sql_text[i]);
-            goto failed;
-        }
     return &s->base;
 failed:
     snprintf(err, cap, "%s: %s", path, s->error);

@@ -3,9 +3,13 @@
  * SQLite (3.40, WAL, synchronous=NORMAL) writes a commit as, per frame, a
  * 24-byte header then the page, at increasing offsets; the commit frame's
  * header carries the database size after the commit (bytes 4..7, nonzero
- * only there). The unit test test_wal_batch checks that nothing is left
- * gathered after a commit, so a SQLite that writes differently shows up
- * there; the store also writes out anything left after each COMMIT. */
+ * only there). A transaction larger than the page cache writes some
+ * frames early, and at its commit rewrites them in place and redoes their
+ * headers' checksums: those writes land below the frontier and go straight
+ * through. The unit test test_wal_batch checks that nothing is left
+ * gathered after a commit, in both cases; the store also writes out
+ * anything left after each COMMIT, and reopens its connection if that
+ * fails. */
 #include "store/wal_batch.h"
 
 #include <pthread.h>
@@ -22,7 +26,10 @@ typedef struct wal_file {
     unsigned char *buf; /* WAL_BATCH_MAX bytes */
     size_t len;         /* gathered bytes, to be written at off */
     sqlite3_int64 off;
-    bool commit_next; /* the next write is the commit frame's page */
+    /* where new frames go: past every byte written since the WAL started
+     * over (a write below it rewrites a frame of this transaction) */
+    sqlite3_int64 frontier;
+    sqlite3_int64 commit_page; /* the commit frame's page is written here; -1: none */
 } wal_file;
 
 static sqlite3_vfs *real_vfs;
@@ -54,32 +61,43 @@ static int wal_read(sqlite3_file *f, void *out, int amt, sqlite3_int64 off)
     return rc != SQLITE_OK ? rc : w->real->pMethods->xRead(w->real, out, amt, off);
 }
 
+/* Only new frames are gathered: the WAL's header (offset 0: the WAL starts
+ * over), or a write at or past the frontier that continues what is
+ * gathered or starts afresh. Anything else (a frame of this transaction
+ * rewritten in place, its header's checksums redone) is written through,
+ * after what is gathered, so nothing but a new frame ever waits here, and
+ * the commit frame's page writes everything out before it returns. */
 static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 off)
 {
     wal_file *w = (wal_file *)f;
     size_t n = (size_t)amt;
-    if (w->len > 0 && off == w->off + (sqlite3_int64)w->len && w->len + n <= WAL_BATCH_MAX) {
+    bool commit = off == w->commit_page;
+    w->commit_page = -1;
+    if (off == 0)
+        w->frontier = 0; /* the WAL's header: it starts over */
+    bool fresh = off >= w->frontier;
+    if (off + (sqlite3_int64)n > w->frontier)
+        w->frontier = off + (sqlite3_int64)n;
+    if (fresh && w->len > 0 && off == w->off + (sqlite3_int64)w->len &&
+        w->len + n <= WAL_BATCH_MAX) {
         memcpy(w->buf + w->len, data, n);
         w->len += n;
     } else {
         int rc = write_out(w);
         if (rc != SQLITE_OK)
             return rc;
-        if (n > WAL_BATCH_MAX) {
-            w->commit_next = false;
+        if (!fresh || n > WAL_BATCH_MAX)
             return w->real->pMethods->xWrite(w->real, data, amt, off);
-        }
         memcpy(w->buf, data, n);
         w->len = n;
         w->off = off;
     }
-    if (w->commit_next) {
-        w->commit_next = false;
+    if (commit)
         return write_out(w);
-    }
     if (n == FRAME_HEADER) {
         const unsigned char *h = data;
-        w->commit_next = (h[4] | h[5] | h[6] | h[7]) != 0;
+        if ((h[4] | h[5] | h[6] | h[7]) != 0) /* the database's size after a commit */
+            w->commit_page = off + FRAME_HEADER;
     }
     return SQLITE_OK;
 }
@@ -88,6 +106,8 @@ static int wal_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
     wal_file *w = (wal_file *)f;
     int rc = write_out(w);
+    if (size < w->frontier)
+        w->frontier = size;
     return rc != SQLITE_OK ? rc : w->real->pMethods->xTruncate(w->real, size);
 }
 
@@ -168,6 +188,7 @@ static int batch_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int f
     wal_file *w = (wal_file *)f;
     memset(w, 0, sizeof(*w));
     w->real = (sqlite3_file *)(w + 1);
+    w->commit_page = -1;
     int rc = real_vfs->xOpen(real_vfs, name, w->real, flags, out_flags);
     if (rc != SQLITE_OK)
         return rc;
