@@ -22,38 +22,29 @@
  * copies each page changed since the last one, and appends keep changing
  * the same newest page of each channel: a checkpoint of 64 MiB took about
  * as long as one of 16 MiB (25 ms), so the larger WAL stops the writer a
- * quarter as often. The checkpoint's first fsync
- * would write the whole WAL to the disk (about 40 ms for 16 MiB here), so
- * a thread of the store's own (the flusher) fdatasyncs the WAL after every
- * FLUSH_FRAMES pages, and at most FLUSH_MS after a commit: the checkpoint then
- * finds little to write. The flusher only starts the disk early; the
- * order that keeps the file sound is still SQLite's own.
+ * quarter as often. The checkpoint's first fsync would write the whole
+ * WAL to the disk; a wal_flusher syncs it ahead (wal_flusher.h).
  *
  * A commit's WAL frames go to the kernel in one pwrite (wal_batch.h), not
  * two per frame.
  *
  * The page cache is 16 MiB: the newest page of about 3,000 channels, where
  * appends go (with SQLite's 2 MB, every other append read a page back). */
-#include <pthread.h>
 #include <sqlite3.h>
-#include <fcntl.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "store/store.h"
 #include "store/wal_batch.h"
+#include "store/wal_flusher.h"
 #include "util/xalloc.h"
 
 #define SCHEMA_VERSION 2
 #define WAL_RESET_FRAMES 16384 /* 64 MiB of 4 KiB pages */
-#define FLUSH_FRAMES 256       /* 1 MiB */
-#define FLUSH_MS 200
 
 enum {
     ST_BEGIN,
@@ -178,18 +169,9 @@ typedef struct sqlite_store {
     sqlite3_stmt *st[ST_COUNT];
     char error[256];
     char path[4096];
-    /* the flusher */
-    char wal_path[4200];
-    atomic_bool wal_moved; /* the connection was reopened: open the WAL again */
-    int wal_fd;            /* opened by the flusher, closed after the connection */
-    pthread_t flush_thread;
-    bool flush_running;
-    bool flush_stop;
-    pthread_mutex_t flush_lock;
-    pthread_cond_t flush_wake;
-    atomic_uint unflushed; /* WAL pages written since the last fdatasync */
-    int wal_frames;        /* the WAL's length after the last commit */
-    bool wal_full;         /* past WAL_RESET_FRAMES: op_maintain checkpoints */
+    wal_flusher *flusher; /* NULL until the first connection */
+    int wal_frames;       /* the WAL's length after the last commit */
+    bool wal_full;        /* past WAL_RESET_FRAMES: op_maintain checkpoints */
 } sqlite_store;
 
 static sqlite_store *as_sqlite(store *st)
@@ -481,52 +463,6 @@ static const char *op_error(store *st)
     return as_sqlite(st)->error;
 }
 
-/* Between two waits the WAL has grown by FLUSH_FRAMES pages, or FLUSH_MS
- * passed since a commit. */
-static void *flusher(void *arg)
-{
-    sqlite_store *s = arg;
-    pthread_mutex_lock(&s->flush_lock);
-    while (!s->flush_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until); /* the condition's clock */
-        until.tv_nsec += FLUSH_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        /* a signal sent while it synced is not lost: the count says so */
-        if (atomic_load(&s->unflushed) < FLUSH_FRAMES)
-            pthread_cond_timedwait(&s->flush_wake, &s->flush_lock, &until);
-        if (s->flush_stop || atomic_exchange(&s->unflushed, 0) == 0)
-            continue;
-        pthread_mutex_unlock(&s->flush_lock);
-        if (atomic_exchange(&s->wal_moved, false) && s->wal_fd >= 0) {
-            close(s->wal_fd);
-            s->wal_fd = -1;
-        }
-        if (s->wal_fd < 0)
-            s->wal_fd = open(s->wal_path, O_RDONLY | O_CLOEXEC);
-        if (s->wal_fd >= 0)
-            fdatasync(s->wal_fd);
-        pthread_mutex_lock(&s->flush_lock);
-    }
-    pthread_mutex_unlock(&s->flush_lock);
-    return NULL;
-}
-
-static void stop_flusher(sqlite_store *s)
-{
-    if (!s->flush_running)
-        return;
-    pthread_mutex_lock(&s->flush_lock);
-    s->flush_stop = true;
-    pthread_cond_signal(&s->flush_wake);
-    pthread_mutex_unlock(&s->flush_lock);
-    pthread_join(s->flush_thread, NULL);
-    s->flush_running = false;
-}
-
 /* After each commit on the connection, with the WAL's length (which
  * starts over after a checkpoint). */
 static int wal_committed(void *arg, sqlite3 *db, const char *name, int frames)
@@ -537,12 +473,8 @@ static int wal_committed(void *arg, sqlite3 *db, const char *name, int frames)
     unsigned added = (unsigned)(frames >= s->wal_frames ? frames - s->wal_frames : frames);
     s->wal_frames = frames;
     s->wal_full = frames >= WAL_RESET_FRAMES;
-    unsigned before = atomic_fetch_add(&s->unflushed, added);
-    if (before / FLUSH_FRAMES != (before + added) / FLUSH_FRAMES) {
-        pthread_mutex_lock(&s->flush_lock);
-        pthread_cond_signal(&s->flush_wake);
-        pthread_mutex_unlock(&s->flush_lock);
-    }
+    if (s->flusher)
+        wal_flusher_committed(s->flusher, added);
     return SQLITE_OK;
 }
 
@@ -560,12 +492,8 @@ static void op_maintain(store *st)
 static void op_close(store *st)
 {
     sqlite_store *s = as_sqlite(st);
-    stop_flusher(s);
+    wal_flusher_stop(s->flusher);
     disconnect_db(s);
-    if (s->wal_fd >= 0)
-        close(s->wal_fd);
-    pthread_mutex_destroy(&s->flush_lock);
-    pthread_cond_destroy(&s->flush_wake);
     free(s);
 }
 
@@ -645,7 +573,8 @@ static void disconnect_db(sqlite_store *s)
     s->db = NULL;
     s->wal_frames = 0;
     s->wal_full = false;
-    atomic_store(&s->wal_moved, true);
+    if (s->flusher)
+        wal_flusher_reopened(s->flusher);
 }
 
 /* Opens the file (s->path), set up as described at the top. */
@@ -669,10 +598,6 @@ static int connect_db(sqlite_store *s)
         disconnect_db(s);
         return -1;
     }
-    /* the WAL's name as SQLite made it (a link in the path resolved) */
-    const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
-    if (wal && !s->flush_running)
-        snprintf(s->wal_path, sizeof(s->wal_path), "%s", wal);
     sqlite3_wal_hook(s->db, wal_committed, s);
     for (int i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v3(s->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
@@ -692,15 +617,7 @@ store *store_sqlite_open(const char *path, char *err, size_t cap)
     }
     sqlite_store *s = xcalloc(1, sizeof(*s));
     s->base.ops = &sqlite_ops;
-    s->wal_fd = -1;
     snprintf(s->path, sizeof(s->path), "%s", path);
-    snprintf(s->wal_path, sizeof(s->wal_path), "%s-wal", path);
-    pthread_mutex_init(&s->flush_lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->flush_wake, &attr);
-    pthread_condattr_destroy(&attr);
     int rc = wal_batch_register();
     if (rc != SQLITE_OK) {
         snprintf(s->error, sizeof(s->error), "%s", sqlite3_errstr(rc));
@@ -708,11 +625,13 @@ store *store_sqlite_open(const char *path, char *err, size_t cap)
     }
     if (connect_db(s) != 0)
         goto failed;
-    if (pthread_create(&s->flush_thread, NULL, flusher, s) != 0) {
+    /* the WAL by the name SQLite gave it (a link in the path resolved) */
+    const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
+    s->flusher = wal ? wal_flusher_start(wal) : NULL;
+    if (!s->flusher) {
         snprintf(s->error, sizeof(s->error), "cannot start the WAL flusher");
         goto failed;
     }
-    s->flush_running = true;
     return &s->base;
 failed:
     snprintf(err, cap, "%s: %s", path, s->error);
