@@ -161,19 +161,10 @@ run_node() {
     shift 4
     start_server "$name" || { echo "RESULT scenario=$part label=$name error=server_start" >> "$RESULTS"; return; }
     log "$part / $name: node $script $*"
-    timeout $((secs + 15)) node "$script" "$PORT" --server-pid "$SRV_PID" --label "$name" --timeout "$secs" "$@" \
-        > "$TMP/out" 2> "$TMP/err" &
-    CHILD_PID=$!
-    wait "$CHILD_PID"
-    rc=$?
-    CHILD_PID=""
-    cat "$TMP/err" >&2
-    grep -v '^RESULT' "$TMP/out" >&2
+    bench_child $((secs + 15)) node "$script" "$PORT" --server-pid "$SRV_PID" --label "$name" --timeout "$secs" "$@"
+    rc=$BENCH_RC
     grep -v '^RESULT' "$TMP/out" > "$RAW/$part-$name.out"
-    if ! kill -0 "$SRV_PID" 2>/dev/null; then
-        echo "$part / $name: the server exited during the run" >> "$NOTES"
-        tail -n 5 "$TMP/server.log" | sed "s|^|    |" >> "$NOTES"
-    fi
+    bench_alive_check "$part"
     bench_stop_server
     if grep -q '^RESULT' "$TMP/out"; then
         grep '^RESULT' "$TMP/out" >> "$RESULTS"

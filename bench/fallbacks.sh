@@ -166,14 +166,8 @@ run_node() {
     shift 3
     start_server "$name" "$extra" || { echo "RESULT scenario=fallback_$part label=$name error=server_start" >> "$RESULTS"; return; }
     log "$part / $name: node bench/fallback_fanout.mjs $*"
-    timeout 170 node bench/fallback_fanout.mjs "$PORT" --server-pid "$SRV_PID" --label "$name" "$@" --timeout 150 \
-        > "$TMP/out" 2> "$TMP/err" &
-    CHILD_PID=$!
-    wait "$CHILD_PID"
-    rc=$?
-    CHILD_PID=""
-    cat "$TMP/err" >&2
-    grep -v '^RESULT' "$TMP/out" >&2
+    bench_child 170 node bench/fallback_fanout.mjs "$PORT" --server-pid "$SRV_PID" --label "$name" "$@" --timeout 150
+    rc=$BENCH_RC
     grep -v '^RESULT' "$TMP/out" > "$RAW/$part-$name.out"
     cat "$TMP/err" >> "$RAW/$part-$name.out"
     bench_alive_check "$part"

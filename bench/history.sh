@@ -164,14 +164,8 @@ run_node() {
     local args=("$@")
     [[ "$part" == history_memory ]] && args+=(--data-dir "$DATA_DIR")
     log "$part / $name: node $script ${args[*]}"
-    timeout 290 node "$script" "$PORT" --server-pid "$SRV_PID" --label "$name" "${args[@]}" \
-        > "$TMP/out" 2> "$TMP/err" &
-    CHILD_PID=$!
-    wait "$CHILD_PID"
-    rc=$?
-    CHILD_PID=""
-    cat "$TMP/err" >&2
-    grep -v '^RESULT' "$TMP/out" >&2
+    bench_child 290 node "$script" "$PORT" --server-pid "$SRV_PID" --label "$name" "${args[@]}"
+    rc=$BENCH_RC
     grep -v '^RESULT' "$TMP/out" > "$RAW/$part-$name.out"
     bench_alive_check "$part"
     bench_stop_server

@@ -72,6 +72,22 @@ bench_alive_check() { # after a run: did the server survive it?
     fi
 }
 
+# bench_child SECONDS CMD...: runs CMD under a time limit with its output in
+# $TMP/out and $TMP/err, as CHILD_PID so that an interrupt stops it; then
+# echoes its stderr and its output but the RESULT lines, and leaves its exit
+# status in BENCH_RC.
+bench_child() {
+    local limit="$1"
+    shift
+    timeout "$limit" "$@" > "$TMP/out" 2> "$TMP/err" &
+    CHILD_PID=$!
+    wait "$CHILD_PID"
+    BENCH_RC=$?
+    CHILD_PID=""
+    cat "$TMP/err" >&2
+    grep -v '^RESULT' "$TMP/out" >&2
+}
+
 # bench_run_loadgen PART NAME ARGS...: one loadgen run against a fresh server
 # (the script's start_server), once more when other work took more than
 # OTHER_MAX % of a core and the time limit allows; its RESULT line goes to
@@ -83,14 +99,9 @@ bench_run_loadgen() {
     for attempt in 1 2; do
         start_server "$name" || { echo "RESULT scenario=$part label=$name error=server_start" >> "$RESULTS"; return; }
         log "$part / $name: loadgen $*"
-        timeout $((LG_TIMEOUT + 100)) "$LG" "$@" --procs "$PROCS" --port "$PORT" --server-pid "$SRV_PID" \
-            --label "$name" --timeout "$LG_TIMEOUT" > "$TMP/out" 2> "$TMP/err" &
-        CHILD_PID=$!
-        wait "$CHILD_PID"
-        rc=$?
-        CHILD_PID=""
-        cat "$TMP/err" >&2
-        grep -v '^RESULT' "$TMP/out" >&2
+        bench_child $((LG_TIMEOUT + 100)) "$LG" "$@" --procs "$PROCS" --port "$PORT" --server-pid "$SRV_PID" \
+            --label "$name" --timeout "$LG_TIMEOUT"
+        rc=$BENCH_RC
         bench_alive_check "$part"
         bench_stop_server
         other="$(grep '^RESULT' "$TMP/out" | tr ' ' '\n' | sed -n 's/^sys_other=//p')"
