@@ -493,6 +493,7 @@ static void op_close(store *st)
 {
     sqlite_store *s = as_sqlite(st);
     wal_flusher_stop(s->flusher);
+    s->flusher = NULL;
     disconnect_db(s);
     free(s);
 }
