@@ -285,6 +285,9 @@ static void fail_batch(history *hs, job *batch, const char *why)
     for (job *j = batch; j; j = j->next) {
         j->failed = true;
         snprintf(j->message, sizeof(j->message), "History storage failed: %.150s", why);
+        if (j->kind == JOB_PUBLISH) /* they still go out live, without ids */
+            for (size_t i = 0; i < j->num_events; i++)
+                history_gaps_note(hs, j->app, j->events[i].channel, j->events[i].channel_len);
     }
     hs->st->ops->rollback(hs->st);
     hs->num_touched = 0;
@@ -298,6 +301,11 @@ static void run_batch(history *hs, job *batch)
         forget_channels(hs);
     store *st = hs->st;
     int rc = st->ops->begin(st);
+    bool gaps = rc == 0 && history_gaps_pending(hs);
+    if (gaps) {
+        forget_channels(hs); /* their heads move */
+        rc = history_gaps_write(hs);
+    }
     for (job *j = batch; j && rc == 0; j = j->next) {
         switch (j->kind) {
         case JOB_PUBLISH:
@@ -333,6 +341,8 @@ static void run_batch(history *hs, job *batch)
         fail_batch(hs, batch, why);
         atomic_fetch_add(&hs->write_failures, 1);
     } else {
+        if (gaps)
+            history_gaps_clear(hs);
         uint64_t n = 0;
         for (job *j = batch; j; j = j->next)
             n += j->kind == JOB_PUBLISH ? j->num_events : 0;
@@ -494,6 +504,7 @@ history *history_start(const hk_config *cfg, char *err, size_t cap)
     hs->cfg = cfg;
     hs->st = st;
     strmap_init(&hs->channels);
+    strmap_init(&hs->gaps);
     pthread_mutex_init(&hs->lock, NULL);
     pthread_cond_init(&hs->wake, NULL);
     hs->next_trim_ms = history_mono_ms() + TRIM_EVERY_MS;
@@ -528,6 +539,8 @@ void history_stop(history *hs)
     pthread_join(hs->thread, NULL);
     forget_channels(hs);
     strmap_free(&hs->channels);
+    history_gaps_clear(hs);
+    strmap_free(&hs->gaps);
     free(hs->touched);
     hs->st->ops->close(hs->st);
     pthread_mutex_destroy(&hs->lock);

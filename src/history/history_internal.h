@@ -130,6 +130,9 @@ struct history {
     job *head, *tail; /* queued, oldest first */
     bool stopping;
     strmap channels;      /* key → chan_entry, a bounded cache of the store's rows */
+    strmap gaps;          /* channels with events delivered but not stored (history_gaps.c) */
+    size_t gaps_bytes;    /* their keys' length */
+    bool gaps_everywhere; /* too many to list: every channel gets the gap */
     chan_entry **touched; /* appended to in the batch being written */
     size_t num_touched, cap_touched;
     int64_t trim_cursor;
@@ -152,6 +155,15 @@ chan_entry *history_channel(history *hs, size_t app, const char *name, size_t le
 int64_t history_now_ms(void);
 uint64_t history_mono_ms(void); /* for deadlines */
 void job_free(job *j);
+
+/* history_gaps.c: on the thread. A channel whose events went out live
+ * without being stored (note); whether any wait to be written; writing
+ * them inside the next batch's transaction (0, or -1 on a store error);
+ * forgetting them once that batch is committed. */
+void history_gaps_note(history *hs, size_t app, const char *name, size_t len);
+bool history_gaps_pending(const history *hs);
+int history_gaps_write(history *hs);
+void history_gaps_clear(history *hs);
 
 /* history_read.c: run on the thread inside the batch's transaction. */
 void history_run_resume(history *hs, job *j);

@@ -108,9 +108,8 @@ void history_run_resume(history *hs, job *j)
     j->result.upto = c->ch.last_seq;
     if (count > j->max_replay) {
         snprintf(j->message, sizeof(j->message),
-                 "%" PRIu64 " events were published after the id, more than max_replay (%" PRIu32
-                 ")",
-                 count, j->max_replay);
+                 "%" PRIu64 " %s published after the id, more than max_replay (%" PRIu32 ")", count,
+                 count == 1 ? "event was" : "events were", j->max_replay);
         j->error = j->message;
         return;
     }
@@ -248,14 +247,16 @@ void history_run_page(history *hs, job *j)
         j->error = j->message;
         return;
     }
-    if (with_id && (!c || strcmp(c->ch.epoch, j->since.epoch) != 0)) {
+    const char *bad_id = NULL;
+    if (with_id && (!c || strcmp(c->ch.epoch, j->since.epoch) != 0))
+        bad_id = not_this_history;
+    else if (with_id && j->since.seq > c->ch.last_seq)
+        bad_id = "the id was never issued on this channel";
+    if (bad_id) { /* named like the request's other id errors */
         j->status = 400;
-        j->error = not_this_history;
-        return;
-    }
-    if (with_id && j->since.seq > c->ch.last_seq) {
-        j->status = 400;
-        j->error = "the id was never issued on this channel";
+        snprintf(j->message, sizeof(j->message), "%s: %s",
+                 j->from_where == HISTORY_AFTER ? "after" : "before", bad_id);
+        j->error = j->message;
         return;
     }
     j->status = 200;

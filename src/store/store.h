@@ -84,6 +84,11 @@ typedef struct store_ops {
      * at most limit rows; *removed says how many went. */
     int (*trim)(store *st, const store_channel *ch, uint64_t upto, int64_t older_than_ms,
                 uint32_t limit, uint32_t *removed);
+    /* Uses up the next sequence number of app's channel name (every
+     * channel when name is NULL) without an event: what was delivered but
+     * not stored leaves a gap there, which a resume reports. Channels that
+     * do not exist are left alone. */
+    int (*skip_seq)(store *st, const char *app, const char *name, size_t len);
     /* Calls fn for each channel with retained events, from after_key on,
      * at most limit (for the background trim). */
     int (*channels)(store *st, int64_t after_key, uint32_t limit,

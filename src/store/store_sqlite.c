@@ -54,6 +54,8 @@ enum {
     ST_CREATE,
     ST_INSERT,
     ST_SET_LAST,
+    ST_SKIP,
+    ST_SKIP_ALL,
     ST_RANGE_ASC,
     ST_RANGE_DESC,
     ST_TRIM,
@@ -121,6 +123,11 @@ static const char *const sql_text[ST_COUNT] = {
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [ST_SET_LAST] = "UPDATE channels SET last_seq = max(last_seq, coalesce((SELECT max(seq) "
                     "FROM events WHERE channel = ?1), 0)) WHERE key = ?1",
+    /* a number no event will have: a resume across it finds a gap */
+    [ST_SKIP] = "UPDATE channels SET last_seq = max(last_seq, coalesce((SELECT max(seq) "
+                "FROM events WHERE channel = channels.key), 0)) + 1 WHERE app = ?1 AND name = ?2",
+    [ST_SKIP_ALL] = "UPDATE channels SET last_seq = max(last_seq, coalesce((SELECT max(seq) "
+                    "FROM events WHERE channel = channels.key), 0)) + 1",
     [ST_RANGE_ASC] = "SELECT seq, published_at_ms, event, data, user_id FROM events "
                      "WHERE channel = ?1 AND seq > ?2 AND seq <= ?3 AND published_at_ms >= ?4 "
                      "ORDER BY seq ASC LIMIT ?5",
@@ -498,6 +505,17 @@ static void op_close(store *st)
     free(s);
 }
 
+static int op_skip_seq(store *st, const char *app, const char *name, size_t len)
+{
+    sqlite_store *s = as_sqlite(st);
+    if (!name)
+        return run(s, ST_SKIP_ALL);
+    sqlite3_stmt *q = s->st[ST_SKIP];
+    sqlite3_bind_text(q, 1, app, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, name, (int)len, SQLITE_STATIC);
+    return run(s, ST_SKIP);
+}
+
 static const store_ops sqlite_ops = {
     .begin = op_begin,
     .commit = op_commit,
@@ -506,6 +524,7 @@ static const store_ops sqlite_ops = {
     .append = op_append,
     .range = op_range,
     .trim = op_trim,
+    .skip_seq = op_skip_seq,
     .channels = op_channels,
     .read_set = op_read_set,
     .unread = op_unread,

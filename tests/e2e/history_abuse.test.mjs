@@ -12,6 +12,7 @@ import { startHark, rest } from './lib/harness.mjs';
 import { scope, rawReady, uniq, until } from './lib/clients.mjs';
 import { wsConnect, httpGet } from './lib/rawtcp.mjs';
 import { rssOf } from './lib/churn.mjs';
+import { assertId, checkResumed, idsIn, okBody, restartKit, resume } from './lib/history.mjs';
 
 const CHANNELS = 12;
 const EVENTS = 150; // per channel
@@ -214,6 +215,19 @@ describe('history abuse', () => {
     });
 });
 
+// The history file cannot grow: hark's process gets a file size limit
+// (prlimit) at the WAL's current size, as if the disk were full, so the
+// next commit fails at once; lifting the limit heals it.
+function fillDisk(server) {
+    const wal = join(server.dataDir, 'history.sqlite3-wal');
+    const limit = (soft) => {
+        const r = spawnSync('prlimit', ['--pid', String(server.proc.pid), `--fsize=${soft}:`]);
+        assert.equal(r.status, 0, `prlimit: ${r.stderr}`);
+    };
+    limit(statSync(wal).size);
+    return { release: () => limit('unlimited') };
+}
+
 describe('history storage failing', () => {
     let server;
     let sdk;
@@ -222,19 +236,6 @@ describe('history storage failing', () => {
         sdk = rest(server);
     });
     after(async () => { await server.stop(); });
-
-    // The history file cannot grow: hark's process gets a file size limit
-    // (prlimit) at the WAL's current size, as if the disk were full, so the
-    // next commit fails at once; lifting the limit heals it.
-    function fillDisk() {
-        const wal = join(server.dataDir, 'history.sqlite3-wal');
-        const limit = (soft) => {
-            const r = spawnSync('prlimit', ['--pid', String(server.proc.pid), `--fsize=${soft}:`]);
-            assert.equal(r.status, 0, `prlimit: ${r.stderr}`);
-        };
-        limit(statSync(wal).size);
-        return { release: () => limit('unlimited') };
-    }
 
     test('REST answers 503 while the store fails, live delivery goes on, and writes resume by themselves', async () => {
         const s = scope();
@@ -247,7 +248,7 @@ describe('history storage failing', () => {
             const id1 = (await before_.json()).ids[ch];
             await r.take({ event: 'one', channel: ch });
 
-            const full = fillDisk();
+            const full = fillDisk(server);
             const failed = await sdk.trigger(ch, 'two', {}).catch((e) => e);
             assert.equal(failed.status, 503, `expected 503, got ${failed.status}: ${failed.body}`);
             assert.match(String(failed.body), /History storage failed/);
@@ -266,5 +267,55 @@ describe('history storage failing', () => {
         } finally {
             await s.close();
         }
+    });
+});
+
+describe('history storage failing, then a restart', () => {
+    let s;
+    let servers;
+    let newDir;
+    restartKit((kit) => ({ s, servers, newDir } = kit));
+
+    // Events that went out live while the store failed are in no history:
+    // a client that was away and resumes from before them must hear
+    // recovered:false (never a silent gap), also once hark has restarted.
+    test('a resume across events delivered but not stored says recovered:false, before and after a restart; a channel that lost nothing still recovers', async () => {
+        const dir = newDir();
+        const a = await servers.start(dir);
+        const sdk = rest(a);
+        const ch = uniq('gap-');
+        const calm = uniq('calm-');
+        const live = await rawReady(s, a);
+        await live.subscribe(ch, { auth: '' });
+        const id1 = idsIn(await okBody(() => sdk.trigger(ch, 'one', {})))[ch];
+        const calm1 = idsIn(await okBody(() => sdk.trigger(calm, 'one', {})))[calm];
+        await live.take({ event: 'one', channel: ch });
+
+        const full = fillDisk(a);
+        const failed = await sdk.trigger(ch, 'two', {}).catch((e) => e);
+        assert.equal(failed.status, 503, `expected 503, got ${failed.status}: ${failed.body}`);
+        assert.equal((await live.take({ event: 'two', channel: ch })).msg.id, undefined);
+        full.release();
+
+        const id3 = idsIn(await okBody(() => sdk.trigger(ch, 'three', {})))[ch];
+        const calm3 = idsIn(await okBody(() => sdk.trigger(calm, 'three', {})))[calm];
+        assertId(id3);
+
+        const away = await resume(await rawReady(s, a), ch, id1);
+        checkResumed(away, ch, false);
+        const fromAfter = await resume(await rawReady(s, a), ch, id3);
+        checkResumed(fromAfter, ch, true, 0);
+        const other = await resume(await rawReady(s, a), calm, calm1);
+        checkResumed(other, calm, true, 1);
+        assert.deepEqual(other.replayed.map((m) => m.id), [calm3]);
+
+        await servers.stop(a);
+        const b = await servers.start(dir);
+        const again = await resume(await rawReady(s, b), ch, id1);
+        checkResumed(again, ch, false);
+        const id4 = idsIn(await okBody(() => rest(b).trigger(ch, 'four', {})))[ch];
+        const later = await resume(await rawReady(s, b), ch, id3);
+        checkResumed(later, ch, true, 1);
+        assert.deepEqual(later.replayed.map((m) => [m.event, m.id]), [['four', id4]]);
     });
 });

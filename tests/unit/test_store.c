@@ -2,8 +2,9 @@
  * directions with limits and an age floor, trims by count and by age, a
  * file from a newer schema is refused, read cursors only move forward,
  * unread counts come from one statement that reads by index only, the
- * WAL stays bounded under a steady stream of commits, and the store holds
- * its file exclusively. */
+ * WAL stays bounded under a steady stream of commits, the store holds
+ * its file exclusively, and skips leave gaps that outlive the file's
+ * reopening. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,6 +103,48 @@ static void heads_survive_reopening(void **state)
     assert_int_equal(again.last_seq, 5);
     /* another app's channel of the same name is another channel */
     assert_int_equal(st->ops->head(st, "app2", "chat", 4, false, &again), 1);
+}
+
+/* skip uses up a number no event has (the gap of events delivered but not
+ * stored), for one channel or for all; it survives reopening, appends
+ * continue after it, and a channel that does not exist stays absent. */
+static void skips_leave_gaps(void **state)
+{
+    fixture *fx = *state;
+    store *st = fx->st;
+    store_channel a, b, got;
+    assert_int_equal(st->ops->begin(st), 0);
+    assert_int_equal(st->ops->head(st, "app", "a", 1, true, &a), 0);
+    assert_int_equal(st->ops->head(st, "app", "b", 1, true, &b), 0);
+    assert_int_equal(st->ops->commit(st), 0);
+    append_n(st, &a, 2, 1000);
+    append_n(st, &b, 2, 1000);
+    assert_int_equal(st->ops->begin(st), 0);
+    assert_int_equal(st->ops->skip_seq(st, "app", "a", 1), 0);
+    assert_int_equal(st->ops->skip_seq(st, "app", "nobody", 6), 0);
+    assert_int_equal(st->ops->commit(st), 0);
+    assert_int_equal(st->ops->head(st, "app", "a", 1, false, &got), 0);
+    assert_int_equal(got.last_seq, 3);
+    assert_int_equal(st->ops->head(st, "app", "b", 1, false, &got), 0);
+    assert_int_equal(got.last_seq, 2);
+    assert_int_equal(st->ops->head(st, "app", "nobody", 6, false, &got), 1);
+    a.last_seq = 3;
+    append_n(st, &a, 1, 1000); /* seq 4 */
+    assert_int_equal(st->ops->begin(st), 0);
+    assert_int_equal(st->ops->skip_seq(st, "app", NULL, 0), 0); /* every channel */
+    assert_int_equal(st->ops->commit(st), 0);
+    st->ops->close(st);
+    char err[256];
+    fx->st = st = store_sqlite_open(fx->path, err, sizeof(err));
+    assert_non_null(st);
+    assert_int_equal(st->ops->head(st, "app", "a", 1, false, &got), 0);
+    assert_int_equal(got.last_seq, 5);
+    assert_int_equal(st->ops->head(st, "app", "b", 1, false, &got), 0);
+    assert_int_equal(got.last_seq, 3);
+    seen s = {0};
+    assert_int_equal(st->ops->range(st, &got, 0, got.last_seq, 0, 64, false, collect, &s), 0);
+    assert_int_equal(s.n, 2); /* b's events 1 and 2; 3 is the gap */
+    assert_int_equal(s.seqs[1], 2);
 }
 
 static void ranges_and_trims(void **state)
@@ -371,6 +414,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(heads_survive_reopening, setup, teardown),
+        cmocka_unit_test_setup_teardown(skips_leave_gaps, setup, teardown),
         cmocka_unit_test_setup_teardown(ranges_and_trims, setup, teardown),
         cmocka_unit_test_setup_teardown(a_newer_schema_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(read_cursors_and_unread_counts, setup, teardown),
