@@ -14,6 +14,7 @@
 #include "protocol/channel_name.h"
 #include "protocol/pusher_msg.h"
 #include "util/json_write.h"
+#include "util/strmap.h"
 #include "util/xalloc.h"
 
 #define MAX_CHANNELS_HARD 100
@@ -67,6 +68,9 @@ static bool parse_users(api_request *r, json_t *users, publish_item *it)
     it->channel_lens = xcalloc(n, sizeof(size_t));
     it->channels = (const char **)it->user_channels;
     size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
+    strmap seen; /* a user named twice gets the event once, as a channel does */
+    strmap_init(&seen);
+    bool ok = true;
     size_t i;
     json_t *v;
     json_array_foreach(users, i, v)
@@ -75,16 +79,23 @@ static bool parse_users(api_request *r, json_t *users, publish_item *it)
             api_error(r, 400,
                       "users[%zu]: must be a user id (1-%d characters of [A-Za-z0-9_-=@,.;])", i,
                       USER_ID_MAX_LENGTH);
-            return false;
+            ok = false;
+            break;
         }
         size_t len = prefix + json_string_length(v);
         char *name = xmalloc(len + 1);
         memcpy(name, CHANNEL_USER_PREFIX, prefix);
         memcpy(name + prefix, json_string_value(v), json_string_length(v) + 1);
+        if (strmap_get(&seen, name, len)) {
+            free(name);
+            continue;
+        }
+        strmap_put(&seen, name, len, name);
         it->user_channels[it->num_channels] = name;
         it->channel_lens[it->num_channels++] = len;
     }
-    return true;
+    strmap_free(&seen);
+    return ok;
 }
 
 /* Validates one event object; on failure answers and returns false. */

@@ -384,6 +384,27 @@ describe('history REST', () => {
             assert.deepEqual(hc.body.events.map((e) => e.event), ['control']);
         });
 
+        test('a user named twice gets the event once, keeps it once, and the answer names its channel once', async () => {
+            const pub = s.pinned(server);
+            const u = uniq('twice');
+            const other = uniq('once');
+            const r = await rawReady(s, server);
+            await r.signin({ id: u });
+            await r.subscribe(`#server-to-user-${u}`, { auth: '' });
+            const res = await restCall(() => pub.post({ path: '/events', body: { name: 'dup', users: [u, other, u], data: '{}' } }));
+            assert.equal(res.status, 200, res.text);
+            const key = JSON.stringify(`#server-to-user-${u}`);
+            assert.equal(res.text.split(key).length - 1, 1, `the answer names ${key} once: ${res.text}`);
+            assert.deepEqual(Object.keys(res.body.ids).sort(), [`#server-to-user-${other}`, `#server-to-user-${u}`].sort());
+            await r.take({ event: 'dup' });
+            await okBody(() => pub.post({ path: '/events', body: { name: 'control', users: [u], data: '{}' } }));
+            await r.take({ event: 'control' });
+            assert.equal(r.count({ event: 'dup' }), 1, 'delivered once');
+            const h = await history(sdk, `#server-to-user-${u}`, {});
+            assert.equal(h.status, 200, h.text);
+            assert.deepEqual(h.body.events.map((e) => e.event), ['dup', 'control']);
+        });
+
         test('users over max_users_per_event (3) → 400, nothing delivered or kept; 3 users pass', async () => {
             const few = s.pinned(server, FEW);
             const users = range(0, 4).map(() => uniq('few'));
