@@ -17,6 +17,7 @@
 #define TRIM_EVERY_MS 10000 /* age retention: one pass over the channels */
 #define TRIM_CHANNELS 256   /* channels per maintenance step */
 #define TRIM_ROWS 1000      /* rows deleted per channel per step */
+#define GAPS_RETRY_MS 1000  /* idle: how often gaps waiting for the store are tried */
 
 int64_t history_now_ms(void)
 {
@@ -442,6 +443,28 @@ static void trim_by_age(history *hs)
         hs->next_trim_ms = history_mono_ms() + TRIM_EVERY_MS;
 }
 
+/* The gaps waiting for a commit (storage failed and nothing has been
+ * committed since), in a transaction of their own: the thread is idle, or
+ * stopping (then the cache is left as it is, nobody reads it again). */
+static void write_pending_gaps(history *hs, bool stopping)
+{
+    store *st = hs->st;
+    if (!history_gaps_pending(hs))
+        return;
+    if (st->ops->begin(st) != 0) {
+        st->ops->rollback(st);
+        return;
+    }
+    if (!stopping && hs->channels.count > 0) {
+        forget_channels(hs); /* their heads move */
+        history_requeue_woken(hs);
+    }
+    if (history_gaps_write(hs) == 0 && st->ops->commit(st) == 0)
+        history_gaps_clear(hs);
+    else
+        st->ops->rollback(st);
+}
+
 static void *history_main(void *arg)
 {
     history *hs = arg;
@@ -460,9 +483,20 @@ static void *history_main(void *arg)
                 pthread_mutex_lock(&hs->lock);
                 continue;
             }
+            if (history_gaps_pending(hs) && now >= hs->next_gaps_ms) {
+                /* storage failed: record the gaps once it works, even if
+                 * nothing else is written before hark stops */
+                hs->next_gaps_ms = now + GAPS_RETRY_MS;
+                pthread_mutex_unlock(&hs->lock);
+                write_pending_gaps(hs, false);
+                pthread_mutex_lock(&hs->lock);
+                continue;
+            }
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             uint64_t until_ms = hs->next_trim_ms;
+            if (history_gaps_pending(hs) && hs->next_gaps_ms < until_ms)
+                until_ms = hs->next_gaps_ms;
             if (next_poll && next_poll < until_ms)
                 until_ms = next_poll;
             uint64_t wait = until_ms > now ? until_ms - now : 0;
@@ -489,6 +523,7 @@ static void *history_main(void *arg)
         pthread_mutex_lock(&hs->lock);
     }
     pthread_mutex_unlock(&hs->lock);
+    write_pending_gaps(hs, true);
     history_expire_polls(hs, UINT64_MAX); /* stopping: waiting polls are answered now */
     return NULL;
 }

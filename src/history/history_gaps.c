@@ -8,10 +8,12 @@
  * a resume across that number finds a gap and answers recovered:false.
  * The record is in the store from then on, across restarts.
  *
- * Bounded: past GAPS_MAX_BYTES of names, every channel of the store is
+ * Bounded: past GAPS_MAX_BYTES (names, entries and table), every channel is
  * given the gap instead (a resume across it on a channel that lost nothing
- * also answers recovered:false, which is safe). What hark forgets by
- * stopping before the store is healthy again is documented as a limit. */
+ * also answers recovered:false, which is safe). While nothing else is
+ * written, the thread tries them every GAPS_RETRY_MS, and once more when it
+ * stops; what hark forgets by stopping while the store still fails is
+ * documented as a limit. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +36,6 @@ void history_gaps_note(history *hs, size_t app, const char *name, size_t len)
     char prefix[24];
     int plen = snprintf(prefix, sizeof(prefix), "%zu:", app);
     size_t klen = (size_t)plen + len;
-    if (hs->gaps_bytes + klen > GAPS_MAX_BYTES) {
-        history_gaps_clear(hs);
-        hs->gaps_everywhere = true;
-        return;
-    }
     gap_entry *g = xmalloc(sizeof(*g) + klen);
     g->app = app;
     g->name_off = (uint32_t)plen;
@@ -49,8 +46,15 @@ void history_gaps_note(history *hs, size_t app, const char *name, size_t len)
         free(g);
         return;
     }
+    size_t cost = sizeof(*g) + klen + 2 * sizeof(strmap_slot); /* the entry and its slot */
+    if (hs->gaps_bytes + cost > GAPS_MAX_BYTES) {
+        free(g);
+        history_gaps_clear(hs);
+        hs->gaps_everywhere = true;
+        return;
+    }
     strmap_put(&hs->gaps, g->key, klen, g);
-    hs->gaps_bytes += klen;
+    hs->gaps_bytes += cost;
 }
 
 bool history_gaps_pending(const history *hs)

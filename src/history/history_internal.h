@@ -129,11 +129,12 @@ struct history {
     pthread_cond_t wake;
     job *head, *tail; /* queued, oldest first */
     bool stopping;
-    strmap channels;      /* key → chan_entry, a bounded cache of the store's rows */
-    strmap gaps;          /* channels with events delivered but not stored (history_gaps.c) */
-    size_t gaps_bytes;    /* their keys' length */
-    bool gaps_everywhere; /* too many to list: every channel gets the gap */
-    chan_entry **touched; /* appended to in the batch being written */
+    strmap channels;       /* key → chan_entry, a bounded cache of the store's rows */
+    strmap gaps;           /* channels with events delivered but not stored (history_gaps.c) */
+    size_t gaps_bytes;     /* what they take: entries, names and table */
+    bool gaps_everywhere;  /* too many to list: every channel gets the gap */
+    uint64_t next_gaps_ms; /* idle: when to try writing them again (monotonic) */
+    chan_entry **touched;  /* appended to in the batch being written */
     size_t num_touched, cap_touched;
     int64_t trim_cursor;
     _Atomic size_t replay_bytes; /* HISTORY_REPLAY_BUDGET: held by sessions */

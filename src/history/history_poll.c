@@ -146,6 +146,8 @@ typedef struct poll_ctx {
     store_poll_row *sums;
     uint64_t *last_sent;
     uint32_t *count;
+    bool *gap;       /* an event's seq was not the one after the previous */
+    uint64_t *since; /* where the next poll starts */
 } poll_ctx;
 
 static long channel_index(const job *j, const char *name, size_t len)
@@ -171,6 +173,8 @@ static void poll_row(void *arg, const store_poll_row *r)
     }
     const poll_channel *pc = &j->poll[i];
     chan_entry *c = pc->entry;
+    if (r->ev.seq != (p->count[i] ? p->last_sent[i] : pc->after) + 1)
+        p->gap[i] = true; /* trimmed, or delivered while the store failed */
     char id[HISTORY_ID_MAX + 1];
     size_t id_len = history_id_format(id, c->ch.epoch, c->tag, r->ev.seq);
     buf *b = &p->events;
@@ -212,7 +216,7 @@ static void write_answer(job *j, poll_ctx *p)
     buf_append_str(out, "],\"since\":\"");
     for (size_t i = 0; i < j->num_poll; i++) {
         const poll_channel *pc = &j->poll[i];
-        uint64_t at = p && p->count[i] ? p->last_sent[i] : pc->after;
+        uint64_t at = p ? p->since[i] : pc->after;
         char id[HISTORY_ID_MAX + 1];
         history_id_format(id, pc->entry->ch.epoch, pc->entry->tag, at);
         if (i)
@@ -303,6 +307,8 @@ void history_run_poll(history *hs, job *j)
     p.sums = xcalloc(j->num_poll ? j->num_poll : 1, sizeof(*p.sums));
     p.last_sent = xcalloc(j->num_poll ? j->num_poll : 1, sizeof(*p.last_sent));
     p.count = xcalloc(j->num_poll ? j->num_poll : 1, sizeof(*p.count));
+    p.gap = xcalloc(j->num_poll ? j->num_poll : 1, sizeof(*p.gap));
+    p.since = xcalloc(j->num_poll ? j->num_poll : 1, sizeof(*p.since));
     int rc = hs->st->ops->poll(hs->st, hs->cfg->apps[j->app].id, asked.data, j->user, j->user_len,
                                j->limit, poll_row, &p);
     if (rc != 0) {
@@ -311,12 +317,20 @@ void history_run_poll(history *hs, job *j)
                  hs->st->ops->error(hs->st));
         j->error = j->message;
     } else {
-        for (size_t i = 0; i < j->num_poll; i++) { /* events were trimmed after its id */
+        for (size_t i = 0; i < j->num_poll; i++) {
             poll_channel *pc = &j->poll[i];
-            uint64_t first = p.sums[i].first_seq;
-            if (pc->has_since && pc->recovered && pc->entry->ch.last_seq > pc->after &&
-                (first == 0 || first > pc->after + 1))
+            uint64_t at = p.count[i] ? p.last_sent[i] : pc->after;
+            bool more = p.count[i] >= j->limit && p.last_sent[i] < p.sums[i].last_seq;
+            if (p.gap[i])
                 pc->recovered = false;
+            if (!more && pc->entry->ch.last_seq > at) {
+                /* what is missing up to the head is kept nowhere (trimmed
+                 * by age, or never stored): say so, and start after it, or
+                 * the next poll would find the same at once */
+                pc->recovered = false;
+                at = pc->entry->ch.last_seq;
+            }
+            p.since[i] = at;
         }
         write_answer(j, &p);
     }
@@ -325,6 +339,8 @@ void history_run_poll(history *hs, job *j)
     free(p.sums);
     free(p.last_sent);
     free(p.count);
+    free(p.gap);
+    free(p.since);
 }
 
 static void polled_call(hub *h, void *arg)

@@ -270,6 +270,16 @@ describe('history storage failing', () => {
     });
 });
 
+// One long poll (wait 0) of a public channel of the main app from since;
+// resolves with the answer's body.
+async function pollOnce(server, ch, since) {
+    const path = `/app/app-key/poll?channels=${encodeURIComponent(ch)}&since=${encodeURIComponent(since)}&wait=0`;
+    const r = await httpGet(server, path, 10000);
+    const body = r.text.slice(r.text.indexOf('\r\n\r\n') + 4);
+    assert.match(r.text, /^HTTP\/1\.1 200 /, `poll: ${r.text.slice(0, 300)}`);
+    return JSON.parse(body);
+}
+
 describe('history storage failing, then a restart', () => {
     let s;
     let servers;
@@ -297,9 +307,24 @@ describe('history storage failing, then a restart', () => {
         assert.equal((await live.take({ event: 'two', channel: ch })).msg.id, undefined);
         full.release();
 
+        // a long poll from before the gap, with nothing after it yet: told,
+        // and moved past it (else the next poll would be answered at once)
+        const tail = await pollOnce(a, ch, id1);
+        assert.equal(tail.channels[ch].recovered, false, JSON.stringify(tail));
+        assert.deepEqual(tail.events, []);
+        assert.notEqual(tail.since, id1);
+
         const id3 = idsIn(await okBody(() => sdk.trigger(ch, 'three', {})))[ch];
         const calm3 = idsIn(await okBody(() => sdk.trigger(calm, 'three', {})))[calm];
         assertId(id3);
+        // a long poll across the gap: told, and given what came after it
+        const across = await pollOnce(a, ch, id1);
+        assert.equal(across.channels[ch].recovered, false, JSON.stringify(across));
+        assert.deepEqual(across.events.map((e) => e.id), [id3]);
+        assert.equal(across.since, id3);
+        const onward = await pollOnce(a, ch, tail.since);
+        assert.equal(onward.channels[ch].recovered, true, JSON.stringify(onward));
+        assert.deepEqual(onward.events.map((e) => e.id), [id3]);
 
         const away = await resume(await rawReady(s, a), ch, id1);
         checkResumed(away, ch, false);
@@ -317,5 +342,20 @@ describe('history storage failing, then a restart', () => {
         const later = await resume(await rawReady(s, b), ch, id3);
         checkResumed(later, ch, true, 1);
         assert.deepEqual(later.replayed.map((m) => [m.event, m.id]), [['four', id4]]);
+    });
+
+    test('storage works again and hark stops before anything else is written: the gap is recorded all the same', async () => {
+        const dir = newDir();
+        const a = await servers.start(dir);
+        const sdk = rest(a);
+        const ch = uniq('gapstop-');
+        const id1 = idsIn(await okBody(() => sdk.trigger(ch, 'one', {})))[ch];
+        const full = fillDisk(a);
+        const failed = await sdk.trigger(ch, 'two', {}).catch((e) => e);
+        assert.equal(failed.status, 503, `expected 503, got ${failed.status}: ${failed.body}`);
+        full.release();
+        await servers.stop(a);
+        const b = await servers.start(dir);
+        checkResumed(await resume(await rawReady(s, b), ch, id1), ch, false);
     });
 });
