@@ -63,6 +63,12 @@ int history_mark_read(history *hs, hub *from, size_t app, const char *user, size
     return 0;
 }
 
+static bool newest_seq(void *ctx, const store_event *ev)
+{
+    *(uint64_t *)ctx = ev->seq;
+    return false;
+}
+
 int history_run_read(history *hs, job *j)
 {
     int rc;
@@ -77,8 +83,17 @@ int history_run_read(history *hs, job *j)
         }
         return 0; /* no id and no events: nothing to read */
     }
-    uint64_t seq = c->ch.last_seq;
-    if (j->has_id) {
+    uint64_t seq = 0;
+    if (!j->has_id) {
+        /* up to the newest event kept now (none, once age took them all;
+         * nor a number no event has: a gap of events never stored) */
+        const hk_history_rule *rule =
+            history_rule(&hs->cfg->apps[j->app], j->channel, j->channel_len);
+        int64_t min_ms = rule ? history_now_ms() - (int64_t)rule->max_age_s * 1000 : INT64_MAX;
+        if (hs->st->ops->range(hs->st, &c->ch, 0, c->ch.last_seq, min_ms, 1, true, newest_seq,
+                               &seq) != 0)
+            return -1;
+    } else {
         if (strcmp(c->ch.epoch, j->since.epoch) != 0) {
             j->status = 400;
             j->error = other_history;
@@ -91,7 +106,7 @@ int history_run_read(history *hs, job *j)
         }
         seq = j->since.seq;
     }
-    if (seq == 0) /* "<epoch>.<tag>.0": before the first event */
+    if (seq == 0) /* no event kept, or "<epoch>.<tag>.0": before the first event */
         return 0;
     if (hs->st->ops->read_set(hs->st, hs->cfg->apps[j->app].id, j->user, j->user_len, c->ch.key,
                               seq, &j->moved) != 0)

@@ -10,7 +10,7 @@
 import { describe, test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { APPS, startHark, rest, connected, subscribed } from './lib/harness.mjs';
-import { scope, rawReady, uniq, record, signedIn, until } from './lib/clients.mjs';
+import { scope, rawReady, uniq, record, signedIn, until, sleep } from './lib/clients.mjs';
 import { assertError, restartKit } from './lib/history.mjs';
 import {
     chatApp, room, signedInRaw, join, send, trigger, wsRead, receipt, receipts, rejected, restRead, restReadOk,
@@ -20,6 +20,9 @@ import {
 const CHAT = chatApp('read');
 // keeps the newest 3 events of a channel
 const SHORT = chatApp('read-short', { history: [{ channels: '*', max_events: 3, max_age_s: 86400 }] });
+
+// keeps events for one second
+const AGED = chatApp('read-aged', { history: [{ channels: '*', max_events: 100, max_age_s: 1 }] });
 
 const R = (user, id) => ({ user_id: user, id });
 
@@ -42,7 +45,7 @@ describe('chat: read cursors and receipts', () => {
     let sdk;
     let s;
     before(async () => {
-        server = await startHark({ config: { apps: [APPS.main, CHAT, SHORT] } });
+        server = await startHark({ config: { apps: [APPS.main, CHAT, SHORT, AGED] } });
         sdk = rest(server, CHAT);
     });
     after(async () => {
@@ -129,6 +132,21 @@ describe('chat: read cursors and receipts', () => {
         assert.deepEqual(await receipt(b, ch), R(alice, ids[1]));
         assert.deepEqual(receipts(b, ch), [R(alice, ids[1])], 'a receipt for the read of the empty channel');
         assert.equal(await cursorOf(server, CHAT, alice, ch), ids[1]);
+    });
+
+    test('read: without an id, on a channel whose events have all expired (max_age_s 1), nothing happens: no receipt, no error, REST moved:false', async () => {
+        const alice = uniq('alice-');
+        const bob = uniq('bob-');
+        const { ch, conns: [a, b] } = await room(s, server, AGED, [alice, bob]);
+        await say(rest(server, AGED), ch, bob, 2);
+        await sleep(1500); // both are now older than max_age_s
+        wsRead(a, ch);
+        await a.ping();
+        assert.equal(a.count('pusher:error'), 0, 'hark:read on an expired channel answered an error');
+        assert.equal(await restReadOk(server, AGED, alice, ch), false, 'REST read on an expired channel moved');
+        await b.ping();
+        assert.deepEqual(receipts(b, ch), [], 'a receipt for a read of no event');
+        assert.equal(await cursorOf(server, AGED, alice, ch), null);
     });
 
     test('read: on a channel whose events are not kept (no events), a read without an id does nothing and is no error', async () => {
