@@ -92,13 +92,14 @@ typedef struct history_resumed {
     size_t channel_len;
     const char *socket_id; /* who asked */
     bool recovered;
-    uint32_t count;     /* events replayed */
-    const char *reason; /* when not recovered */
-    frame **frames;     /* the replayed events, as delivered live (borrowed) */
-    size_t bytes;       /* their size, counted in the server's replay budget until
-                         * the session calls history_replay_release */
-    uint64_t upto;      /* newest seq replayed or known: live copies at or below are duplicates */
-    uint64_t ticket;    /* the request's, as given */
+    uint32_t count;       /* events replayed */
+    const char *reason;   /* when not recovered */
+    frame **frames;       /* the replayed events, as delivered live (borrowed) */
+    size_t bytes;         /* their size, counted in the server's replay budget until
+                           * the session calls history_replay_release */
+    uint64_t upto;        /* newest seq replayed or known: live copies at or below are duplicates */
+    const char *position; /* recovered: the id of upto, where the subscriber now is */
+    uint64_t ticket;      /* the request's, as given */
 } history_resumed;
 
 typedef void (*history_resumed_fn)(hub *h, const history_resumed *r);
@@ -106,7 +107,9 @@ typedef void (*history_resumed_fn)(hub *h, const history_resumed *r);
 /* The events of a kept channel after since, for the connection socket_id
  * that has just subscribed on from's worker; done runs on from's thread
  * (its frames are borrowed for the call) with the caller's ticket, which
- * tells this answer from one to an earlier request for the same channel. */
+ * tells this answer from one to an earlier request for the same channel.
+ * since NULL: from now (no events, only the position; the channel is made
+ * if it has no history yet, so that its position has an epoch). */
 void history_resume(history *hs, hub *from, size_t app, const char *channel, size_t len,
                     const char *since, size_t since_len, uint32_t max_replay, const char *socket_id,
                     uint64_t ticket, history_resumed_fn done);

@@ -82,6 +82,8 @@ typedef struct job {
     char socket_id[32];
     history_resumed_fn resumed;
     history_resumed result;
+    bool from_head;                    /* resume from now: only the position */
+    char position[HISTORY_ID_MAX + 1]; /* resume: the id of result.upto */
     frame **frames;
     size_t num_frames;
     enum history_from from_where;

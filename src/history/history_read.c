@@ -34,7 +34,11 @@ void history_resume(history *hs, hub *from, size_t app, const char *channel, siz
     const hk_app *a = &hs->cfg->apps[app];
     const hk_history_rule *rule = history_rule(a, channel, len);
     j->max_age_s = rule ? rule->max_age_s : 0;
-    const char *why = history_id_check(since, since_len, a->id, channel, len, &j->since);
+    const char *why = NULL;
+    if (since)
+        why = history_id_check(since, since_len, a->id, channel, len, &j->since);
+    else
+        j->from_head = true;
     if (why) { /* answered in order with the rest, without reading */
         snprintf(j->message, sizeof(j->message), "since: %s", why);
         j->error = j->message;
@@ -89,11 +93,16 @@ void history_run_resume(history *hs, job *j)
     if (j->error)
         return;
     int rc;
-    chan_entry *c = history_channel(hs, j->app, j->channel, j->channel_len, false, &rc);
+    chan_entry *c = history_channel(hs, j->app, j->channel, j->channel_len, j->from_head, &rc);
     if (rc < 0) {
         snprintf(j->message, sizeof(j->message), "History storage failed: %.150s",
                  hs->st->ops->error(hs->st));
         j->error = j->message;
+        return;
+    }
+    if (c && j->from_head) { /* from now: where "now" is */
+        j->result.upto = c->ch.last_seq;
+        history_id_format(j->position, c->ch.epoch, c->tag, c->ch.last_seq);
         return;
     }
     if (!c || strcmp(c->ch.epoch, j->since.epoch) != 0) {
@@ -106,6 +115,7 @@ void history_run_resume(history *hs, job *j)
     }
     uint64_t count = c->ch.last_seq - j->since.seq;
     j->result.upto = c->ch.last_seq;
+    history_id_format(j->position, c->ch.epoch, c->tag, c->ch.last_seq);
     if (count > j->max_replay) {
         snprintf(j->message, sizeof(j->message),
                  "%" PRIu64 " %s published after the id, more than max_replay (%" PRIu32 ")", count,
@@ -150,6 +160,7 @@ static void resumed_call(hub *h, void *arg)
         r->socket_id = j->socket_id;
         r->recovered = !j->error && !j->failed;
         r->reason = j->failed ? j->message : j->error;
+        r->position = r->recovered && j->position[0] ? j->position : NULL;
         if (!r->recovered) {
             r->upto = j->failed ? 0 : r->upto;
             for (size_t i = 0; i < j->num_frames; i++)

@@ -115,6 +115,8 @@ void handle_subscribe(session *s, const pusher_msg *m)
         session_note_member(s, name, name_len);
         if (resume)
             session_resume(s, name, name_len, since, since_len, since_string);
+        else
+            session_position(s, name, name_len);
         return;
     }
 
@@ -195,6 +197,8 @@ void handle_subscribe(session *s, const pusher_msg *m)
         session_note_member(s, name, name_len);
     if (resume)
         session_resume(s, name, name_len, since, since_len, since_string);
+    else
+        session_position(s, name, name_len);
 }
 
 void handle_unsubscribe(session *s, const pusher_msg *m)

@@ -38,6 +38,12 @@ typedef struct session_transport {
     /* Bytes queued and not yet written: what a session checks before it
      * queues a long run of events of its own (a replay). */
     size_t (*unsent)(const session *s);
+    /* Optional (NULL: none). A transport that tells its client where it is
+     * in each kept channel (SSE: the stream's Last-Event-ID) gets, for
+     * every kept channel subscribed without since, its position "now"
+     * (the id of the newest event then, `…0000000000` when none), after
+     * which every later event of the channel is sent. */
+    void (*position)(session *s, const char *channel, size_t len, const char *id);
 } session_transport;
 
 /* The session's state. Transports allocate it and call session_init; the

@@ -23,6 +23,10 @@ void session_note_member(session *s, const char *name, size_t len);
  * (or answers hark:resumed recovered:false at once). */
 void session_resume(session *s, const char *name, size_t len, const char *since, size_t since_len,
                     bool since_is_string);
+/* Without since, on a transport with a position: asks where "now" is in
+ * name (as a resume that replays nothing and sends no hark:resumed), and
+ * gives it to the transport. */
+void session_position(session *s, const char *name, size_t len);
 /* A live frame: held back when its channel is being replayed. */
 bool session_replay_holds(session *s, frame *f);
 /* The subscription to name ended: its replay, if any, is dropped. */

@@ -14,7 +14,12 @@
  * server at most HISTORY_REPLAY_BUDGET bytes of answers in all); held
  * copies are bounded by a quarter of max_output_bytes per connection,
  * beyond which the resume they belong to answers recovered:false rather
- * than grow, so resuming alone never makes a client a slow consumer. */
+ * than grow, so resuming alone never makes a client a slow consumer.
+ *
+ * A transport that keeps positions (SSE) has every kept channel it
+ * subscribes to without since go the same way from "now" (quiet: nothing
+ * replayed, no hark:resumed), so it learns where it is with no gap before
+ * the first event. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -45,6 +50,8 @@ struct session_replay {
     uint64_t upto;
     char since[HISTORY_ID_MAX + 1];
     size_t since_len;
+    bool quiet;                        /* session_position: no since, no hark:resumed */
+    char position[HISTORY_ID_MAX + 1]; /* the answer's, when recovered */
 };
 
 static void drop_held(session *s, session_replay *r)
@@ -93,9 +100,9 @@ static void request_next(session *s)
     static _Atomic uint64_t tickets;
     r->requested = true;
     r->ticket = atomic_fetch_add(&tickets, 1) + 1;
-    history_resume(s->history, s->hub, s->sub.app->index, r->channel, r->channel_len, r->since,
-                   r->since_len, s->sub.app->cfg->max_replay, s->sub.socket_id, r->ticket,
-                   on_resumed);
+    history_resume(s->history, s->hub, s->sub.app->index, r->channel, r->channel_len,
+                   r->quiet ? NULL : r->since, r->since_len, s->sub.app->cfg->max_replay,
+                   s->sub.socket_id, r->ticket, on_resumed);
 }
 
 static void unlink_replay(session *s, session_replay *r)
@@ -143,7 +150,10 @@ static void pump(session *s, session_replay *r)
     }
     if (s->closed)
         return;
-    send_resumed(s, r->channel, r->channel_len, r->recovered, r->num_replay, r->reason);
+    if (r->quiet && r->recovered) /* where the stream is; nothing to tell */
+        s->transport->position(s, r->channel, r->channel_len, r->position);
+    else /* a quiet one that failed (held copies dropped, the store down) says so too */
+        send_resumed(s, r->channel, r->channel_len, r->recovered, r->num_replay, r->reason);
     for (uint32_t i = 0; i < r->num_held; i++) {
         frame *f = r->held[i];
         /* recovered: what the replay carried is a duplicate; not recovered:
@@ -231,6 +241,8 @@ static void on_resumed(hub *h, const history_resumed *res)
     r->answered = true;
     r->recovered = res->recovered && !r->overflow;
     r->upto = res->upto;
+    if (r->recovered && res->position)
+        snprintf(r->position, sizeof(r->position), "%s", res->position);
     if (r->recovered) {
         r->replay = xcalloc(res->count ? res->count : 1, sizeof(frame *));
         for (uint32_t i = 0; i < res->count; i++)
@@ -243,6 +255,28 @@ static void on_resumed(hub *h, const history_resumed *res)
             xstrdup(r->overflow ? "too many live events arrived during the replay" : res->reason);
     }
     pump(s, r);
+}
+
+static void add_replay(session *s, session_replay *r)
+{
+    session_replay **tail = &s->replays; /* answered in the order asked */
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = r;
+    request_next(s);
+}
+
+void session_position(session *s, const char *name, size_t len)
+{
+    if (!s->transport->position || !s->history || !history_rule(s->sub.app->cfg, name, len) ||
+        find(s, name, len))
+        return;
+    session_replay *r = xcalloc(1, sizeof(*r));
+    r->channel = xmemdup(name, len);
+    r->channel_len = len;
+    r->stream = frame_stream(name, len);
+    r->quiet = true;
+    add_replay(s, r);
 }
 
 void session_resume(session *s, const char *name, size_t len, const char *since, size_t since_len,
@@ -270,9 +304,5 @@ void session_resume(session *s, const char *name, size_t len, const char *since,
     r->stream = frame_stream(name, len);
     memcpy(r->since, since, since_len);
     r->since_len = since_len;
-    session_replay **tail = &s->replays; /* answered in the order asked */
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = r;
-    request_next(s);
+    add_replay(s, r);
 }

@@ -186,7 +186,22 @@ static size_t sse_unsent(const session *s)
     return c ? c->out.bytes : 0;
 }
 
-static const session_transport sse_ops = {sse_send, sse_close, sse_unsent};
+/* Where the stream now is in a kept channel it subscribed to without an
+ * id of it: from here every later event comes, so its reconnect resumes
+ * from here (an id-only record moves EventSource's Last-Event-ID). */
+static void sse_position(session *s, const char *channel, size_t len, const char *id)
+{
+    sse_session *ss = (sse_session *)s;
+    uint64_t stream = frame_stream(channel, len);
+    for (uint32_t i = 0; i < ss->num_channels; i++)
+        if (ss->channels[i].stream == stream)
+            snprintf(ss->channels[i].last, sizeof(ss->channels[i].last), "%s", id);
+    conn *c = stream_of(ss);
+    if (c && !ss->closing)
+        write_position(ss, c);
+}
+
+static const session_transport sse_ops = {sse_send, sse_close, sse_unsent, sse_position};
 
 /* ---- streams ------------------------------------------------------------------- */
 
@@ -286,6 +301,12 @@ static void subscribe(sse_session *ss, const http_request *req, const hk_app *ap
         for (uint32_t i = 0; i < ss->num_channels; i++)
             if (ss->channels[i].stream == frame_stream(name, len))
                 memcpy(ss->channels[i].last, id, strlen(id) + 1);
+    } else if (since && *since && history_rule(app, name, len)) {
+        /* ids were given, none of this kept channel: it cannot be resumed,
+         * and the client hears so (hark:resumed recovered:false, with the
+         * reason the first id gives) rather than a silent start from now */
+        size_t n = strcspn(since, ",");
+        json_object_set_new(data, "since", json_stringn(since, n < SSE_ID_MAX ? n : SSE_ID_MAX));
     }
     json_t *msg = json_pack("{s:s, s:o}", "event", "pusher:subscribe", "data", data);
     char *text = json_dumps(msg, JSON_COMPACT);

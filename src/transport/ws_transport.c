@@ -36,7 +36,7 @@ static size_t ws_unsent(const session *s)
     return conn_of(s)->out.bytes;
 }
 
-static const session_transport ws_ops = {ws_send, ws_close, ws_unsent};
+static const session_transport ws_ops = {ws_send, ws_close, ws_unsent, NULL};
 
 void ws_transport_open(conn *c, const http_request *req)
 {

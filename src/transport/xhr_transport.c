@@ -275,7 +275,7 @@ static size_t xhr_unsent(const session *s)
     return xs->pending_bytes + (c ? c->out.bytes : 0);
 }
 
-static const session_transport xhr_ops = {xhr_send, xhr_close, xhr_unsent};
+static const session_transport xhr_ops = {xhr_send, xhr_close, xhr_unsent, NULL};
 
 /* ---- sessions ------------------------------------------------------------------ */
 

@@ -341,6 +341,53 @@ describe('sse: event streams', () => {
         assert.equal(st2.count('hark:resumed'), 2);
     });
 
+    test('sse: a channel with no event on the stream before it dropped is resumed too: its position is "now" from the start, so what it missed arrives, then hark:resumed {recovered:true}', async () => {
+        const a = uniq('sse-qa-');
+        const b = uniq('sse-qb-');
+        const pub = s.pinned(server);
+        const st1 = await ready(ssePath(APPS.main, [a, b]));
+        await subscribedOn(st1, a);
+        await subscribedOn(st1, b);
+        // both channels have a position before any event
+        await until(() => st1.lastEventId.split(',').filter(Boolean).length === 2, 'a position in both channels', WAIT);
+        await publishSeq(pub, a, 0, 1);
+        await until(() => st1.events(a, 'tick').length === 1, 'the first event', WAIT);
+        const last = st1.lastEventId;
+        assert.equal(last.split(',').length, 2, `the stream's last id ${last}`);
+        st1.close();
+
+        const a1 = await publishSeq(pub, a, 1, 2);
+        const b1 = await publishSeq(pub, b, 0, 2);
+        const st2 = await ready(ssePath(APPS.main, [a, b]), { 'Last-Event-ID': last });
+        const ra = await st2.take({ event: 'hark:resumed', channel: a }, WAIT);
+        const rb = await st2.take({ event: 'hark:resumed', channel: b }, WAIT);
+        assert.deepEqual(ra.parsed, { recovered: true, count: 1 }, ra.data);
+        assert.deepEqual(rb.parsed, { recovered: true, count: 2 }, rb.data);
+        assert.deepEqual(st2.events(a, 'tick').map((r) => r.msg.id), a1);
+        assert.deepEqual(st2.events(b, 'tick').map((r) => r.msg.id), b1);
+    });
+
+    test('sse: ids given (Last-Event-ID or since=) but none of a kept channel: hark:resumed {recovered:false} with a reason for it, nothing for a channel not kept; both live after', async () => {
+        for (const given of [{ 'Last-Event-ID': 'garbage' }, { since: 'garbage' }]) {
+            const kept = uniq('kept-');
+            const other = uniq('other-');
+            const path = ssePath(SOME, [kept, other], given.since ? { since: given.since } : {});
+            const st = await ready(path, given.since ? {} : given);
+            await subscribedOn(st, kept);
+            await subscribedOn(st, other);
+            const r = await st.take({ event: 'hark:resumed', channel: kept }, WAIT);
+            assert.equal(r.parsed.recovered, false, r.data);
+            assert.equal(r.parsed.count, 0, r.data);
+            assert.equal(typeof r.parsed.reason, 'string', r.data);
+            const pub = s.pinned(server, SOME);
+            await okBody(() => pub.trigger([kept, other], 'news', { n: 1 }));
+            await st.take({ event: 'news', channel: kept }, WAIT);
+            await st.take({ event: 'news', channel: other }, WAIT);
+            assert.equal(st.count('hark:resumed'), 1, `hark:resumed records: ${JSON.stringify(st.events(other).map((x) => x.event))}`);
+            st.close();
+        }
+    });
+
     test('sse: resume with since= (ids in any order); a stream resumed that way can be resumed again from its own last id', async () => {
         const a = uniq('sse-sa-');
         const b = uniq('sse-sb-');
