@@ -98,7 +98,7 @@ typedef struct history_resumed {
     size_t bytes;         /* their size, counted in the server's replay budget until
                            * the session calls history_replay_release */
     uint64_t upto;        /* newest seq replayed or known: live copies at or below are duplicates */
-    const char *position; /* recovered: the id of upto, where the subscriber now is */
+    const char *position; /* asked for: the id of upto, where the subscriber now is */
     uint64_t ticket;      /* the request's, as given */
 } history_resumed;
 
@@ -109,10 +109,12 @@ typedef void (*history_resumed_fn)(hub *h, const history_resumed *r);
  * (its frames are borrowed for the call) with the caller's ticket, which
  * tells this answer from one to an earlier request for the same channel.
  * since NULL: from now (no events, only the position; the channel is made
- * if it has no history yet, so that its position has an epoch). */
+ * if it has no history yet, so that its position has an epoch).
+ * want_position: the position comes with every answer but one from a
+ * failed batch, recovered or not (the channel made as for since NULL). */
 void history_resume(history *hs, hub *from, size_t app, const char *channel, size_t len,
-                    const char *since, size_t since_len, uint32_t max_replay, const char *socket_id,
-                    uint64_t ticket, history_resumed_fn done);
+                    const char *since, size_t since_len, bool want_position, uint32_t max_replay,
+                    const char *socket_id, uint64_t ticket, history_resumed_fn done);
 
 /* For /metrics (any thread). */
 typedef struct history_stats {

@@ -83,6 +83,7 @@ typedef struct job {
     history_resumed_fn resumed;
     history_resumed result;
     bool from_head;                    /* resume from now: only the position */
+    bool want_position;                /* resume: the position also when not recovered */
     char position[HISTORY_ID_MAX + 1]; /* resume: the id of result.upto */
     frame **frames;
     size_t num_frames;

@@ -18,10 +18,11 @@ static const char *const not_this_history =
 /* --- resume -------------------------------------------------------------------- */
 
 void history_resume(history *hs, hub *from, size_t app, const char *channel, size_t len,
-                    const char *since, size_t since_len, uint32_t max_replay, const char *socket_id,
-                    uint64_t ticket, history_resumed_fn done)
+                    const char *since, size_t since_len, bool want_position, uint32_t max_replay,
+                    const char *socket_id, uint64_t ticket, history_resumed_fn done)
 {
     job *j = xcalloc(1, sizeof(*j));
+    j->want_position = want_position;
     j->kind = JOB_RESUME;
     j->result.ticket = ticket;
     j->from = from;
@@ -90,21 +91,23 @@ void history_replay_release(history *hs, size_t bytes)
 
 void history_run_resume(history *hs, job *j)
 {
-    if (j->error)
+    bool make = j->from_head || j->want_position;
+    if (j->error && !make)
         return;
     int rc;
-    chan_entry *c = history_channel(hs, j->app, j->channel, j->channel_len, j->from_head, &rc);
+    chan_entry *c = history_channel(hs, j->app, j->channel, j->channel_len, make, &rc);
     if (rc < 0) {
         snprintf(j->message, sizeof(j->message), "History storage failed: %.150s",
                  hs->st->ops->error(hs->st));
         j->error = j->message;
         return;
     }
-    if (c && j->from_head) { /* from now: where "now" is */
+    if (c && make) { /* where "now" is, whatever the answer */
         j->result.upto = c->ch.last_seq;
         history_id_format(j->position, c->ch.epoch, c->tag, c->ch.last_seq);
-        return;
     }
+    if (j->error || j->from_head)
+        return;
     if (!c || strcmp(c->ch.epoch, j->since.epoch) != 0) {
         j->error = not_this_history;
         return;
@@ -115,7 +118,6 @@ void history_run_resume(history *hs, job *j)
     }
     uint64_t count = c->ch.last_seq - j->since.seq;
     j->result.upto = c->ch.last_seq;
-    history_id_format(j->position, c->ch.epoch, c->tag, c->ch.last_seq);
     if (count > j->max_replay) {
         snprintf(j->message, sizeof(j->message),
                  "%" PRIu64 " %s published after the id, more than max_replay (%" PRIu32 ")", count,
@@ -160,7 +162,8 @@ static void resumed_call(hub *h, void *arg)
         r->socket_id = j->socket_id;
         r->recovered = !j->error && !j->failed;
         r->reason = j->failed ? j->message : j->error;
-        r->position = r->recovered && j->position[0] ? j->position : NULL;
+        /* not from a batch that failed: its head may name a rolled-back seq */
+        r->position = !j->failed && j->position[0] ? j->position : NULL;
         if (!r->recovered) {
             r->upto = j->failed ? 0 : r->upto;
             for (size_t i = 0; i < j->num_frames; i++)

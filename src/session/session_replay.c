@@ -87,22 +87,35 @@ static session_replay *find(session *s, const char *name, size_t len)
 
 static void on_resumed(hub *h, const history_resumed *res);
 
-/* Asks the history thread for the first replay, unless it is asked
- * already. Replays are listed in the order asked and leave the list once
- * sent, so the first is the one in progress: asked, or answered and still
- * being sent. One the client is not reading stays there, and asking for
- * the next beside it would double what is held. */
-static void request_next(session *s)
+static void ask(session *s, session_replay *r)
 {
-    session_replay *r = s->replays;
-    if (!r || r->requested)
-        return;
     static _Atomic uint64_t tickets;
     r->requested = true;
     r->ticket = atomic_fetch_add(&tickets, 1) + 1;
     history_resume(s->history, s->hub, s->sub.app->index, r->channel, r->channel_len,
-                   r->quiet ? NULL : r->since, r->since_len, s->sub.app->cfg->max_replay,
-                   s->sub.socket_id, r->ticket, on_resumed);
+                   r->quiet ? NULL : r->since, r->since_len, s->transport->position != NULL,
+                   s->sub.app->cfg->max_replay, s->sub.socket_id, r->ticket, on_resumed);
+}
+
+/* Asks the history thread for the first replay, unless it is asked
+ * already. Replays are listed in the order asked and leave the list once
+ * sent, so the first is the one in progress: asked, or answered and still
+ * being sent. One the client is not reading stays there, and asking for
+ * the next beside it would double what is held. Quiet ones (positions)
+ * bring no events back, so they are all asked at once: a stream of many
+ * channels does not hold the last one's live events through the others'. */
+static void request_next(session *s)
+{
+    bool replay_first = true;
+    for (session_replay *r = s->replays; r; r = r->next) {
+        if (!r->quiet) {
+            if (!replay_first)
+                continue;
+            replay_first = false;
+        }
+        if (!r->requested)
+            ask(s, r);
+    }
 }
 
 static void unlink_replay(session *s, session_replay *r)
@@ -150,17 +163,26 @@ static void pump(session *s, session_replay *r)
     }
     if (s->closed)
         return;
-    if (r->quiet && r->recovered) /* where the stream is; nothing to tell */
-        s->transport->position(s, r->channel, r->channel_len, r->position);
-    else /* a quiet one that failed (held copies dropped, the store down) says so too */
+    if (!r->quiet || !r->recovered) /* a quiet one that failed says so too */
         send_resumed(s, r->channel, r->channel_len, r->recovered, r->num_replay, r->reason);
+    /* The held live copies, in order: at or below upto, the replay carried
+     * them when it recovered (duplicates); a quiet one replays nothing, so
+     * they are sent. The position (for a transport that keeps one) goes
+     * right before the first copy above upto, so it never moves back. */
+    bool dropped = r->recovered && !r->quiet;
+    bool placed = !r->position[0] || !s->transport->position;
     for (uint32_t i = 0; i < r->num_held; i++) {
         frame *f = r->held[i];
-        /* recovered: what the replay carried is a duplicate; not recovered:
-         * every held copy is a live event, as without since */
-        if (!r->recovered || f->seq > r->upto)
+        bool after = f->seq > r->upto;
+        if (after && !placed) {
+            s->transport->position(s, r->channel, r->channel_len, r->position);
+            placed = true;
+        }
+        if (after || !dropped)
             s->transport->send(s, f);
     }
+    if (!placed)
+        s->transport->position(s, r->channel, r->channel_len, r->position);
     unlink_replay(s, r);
     replay_free(s, r);
     request_next(s);
@@ -241,7 +263,7 @@ static void on_resumed(hub *h, const history_resumed *res)
     r->answered = true;
     r->recovered = res->recovered && !r->overflow;
     r->upto = res->upto;
-    if (r->recovered && res->position)
+    if (res->position)
         snprintf(r->position, sizeof(r->position), "%s", res->position);
     if (r->recovered) {
         r->replay = xcalloc(res->count ? res->count : 1, sizeof(frame *));

@@ -388,6 +388,26 @@ describe('sse: event streams', () => {
         }
     });
 
+    test('sse: a channel whose resume failed still gets a position, so the next reconnect resumes it', async () => {
+        const a = uniq('sse-fa-');
+        const b = uniq('sse-fb-');
+        const pub = s.pinned(server);
+        const [a0] = await publishSeq(pub, a, 0, 1);
+        // ids given, none of b: b is not recovered, and positioned at "now"
+        const st1 = await ready(ssePath(APPS.main, [a, b], { since: a0 }));
+        const rb = await st1.take({ event: 'hark:resumed', channel: b }, WAIT);
+        assert.equal(rb.parsed.recovered, false, rb.data);
+        await st1.take({ event: 'hark:resumed', channel: a }, WAIT);
+        await until(() => st1.lastEventId.split(',').filter(Boolean).length === 2, 'a position in both channels', WAIT);
+        const last = st1.lastEventId;
+        st1.close();
+        const b1 = await publishSeq(pub, b, 0, 2);
+        const st2 = await ready(ssePath(APPS.main, [a, b]), { 'Last-Event-ID': last });
+        const again = await st2.take({ event: 'hark:resumed', channel: b }, WAIT);
+        assert.deepEqual(again.parsed, { recovered: true, count: 2 }, again.data);
+        assert.deepEqual(st2.events(b, 'tick').map((r) => r.msg.id), b1);
+    });
+
     test('sse: resume with since= (ids in any order); a stream resumed that way can be resumed again from its own last id', async () => {
         const a = uniq('sse-sa-');
         const b = uniq('sse-sb-');
