@@ -97,9 +97,11 @@ void history_run_resume(history *hs, job *j)
     int rc;
     chan_entry *c = history_channel(hs, j->app, j->channel, j->channel_len, make, &rc);
     if (rc < 0) {
-        snprintf(j->message, sizeof(j->message), "History storage failed: %.150s",
-                 hs->st->ops->error(hs->st));
-        j->error = j->message;
+        if (!j->error) { /* a reason found before reading stays the reason */
+            snprintf(j->message, sizeof(j->message), "History storage failed: %.150s",
+                     hs->st->ops->error(hs->st));
+            j->error = j->message;
+        }
         return;
     }
     if (c && make) { /* where "now" is, whatever the answer */

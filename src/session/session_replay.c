@@ -9,12 +9,14 @@
  * or below it are dropped as duplicates. The replay is sent as fast as the
  * transport takes it (half of max_output_bytes unsent at most, the rest at
  * the next tick). Bounds: one resume per connection is asked of the
- * history thread at a time (the others wait their turn, in order), so a
- * client holds at most one answer (at most max_replay events, and the
- * server at most HISTORY_REPLAY_BUDGET bytes of answers in all); held
- * copies are bounded by a quarter of max_output_bytes per connection,
- * beyond which the resume they belong to answers recovered:false rather
- * than grow, so resuming alone never makes a client a slow consumer.
+ * history thread at a time (the others wait their turn, in order; quiet
+ * ones, below, bring nothing back and are all asked at once), so a client
+ * holds at most one answer (at most max_replay events, and the server at
+ * most HISTORY_REPLAY_BUDGET bytes of answers in all); held copies are
+ * bounded by a quarter of max_output_bytes per connection, beyond which
+ * the resume they belong to answers recovered:false rather than grow (also
+ * when that happens while its replay is still being sent), so resuming
+ * alone never makes a client a slow consumer.
  *
  * A transport that keeps positions (SSE) has every kept channel it
  * subscribes to without since go the same way from "now" (quiet: nothing
@@ -39,7 +41,7 @@ struct session_replay {
     uint32_t num_held, cap_held;
     size_t held_bytes;
     bool overflow;   /* held copies went over their bound: not recovered */
-    bool requested;  /* asked of the history thread (one per session at a time) */
+    bool requested;  /* asked of the history thread (one replay per session at a time) */
     uint64_t ticket; /* of that request: an answer to an earlier one is not this one's */
     bool answered;
     bool recovered;
@@ -51,7 +53,7 @@ struct session_replay {
     char since[HISTORY_ID_MAX + 1];
     size_t since_len;
     bool quiet;                        /* session_position: no since, no hark:resumed */
-    char position[HISTORY_ID_MAX + 1]; /* the answer's, when recovered */
+    char position[HISTORY_ID_MAX + 1]; /* the answer's, when it has one */
 };
 
 static void drop_held(session *s, session_replay *r)
@@ -163,6 +165,12 @@ static void pump(session *s, session_replay *r)
     }
     if (s->closed)
         return;
+    if (r->overflow && r->recovered) {
+        /* live copies were dropped while the replay was being sent */
+        r->recovered = false;
+        free(r->reason);
+        r->reason = xstrdup("too many live events arrived during the replay");
+    }
     if (!r->quiet || !r->recovered) /* a quiet one that failed says so too */
         send_resumed(s, r->channel, r->channel_len, r->recovered, r->num_replay, r->reason);
     /* The held live copies, in order: at or below upto, the replay carried

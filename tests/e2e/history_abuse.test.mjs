@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHark, rest } from './lib/harness.mjs';
-import { scope, rawReady, uniq, until } from './lib/clients.mjs';
+import { scope, rawReady, uniq, until, sleep } from './lib/clients.mjs';
 import { wsConnect, httpGet } from './lib/rawtcp.mjs';
 import { rssOf } from './lib/churn.mjs';
 import { assertId, checkResumed, idsIn, okBody, restartKit, resume } from './lib/history.mjs';
@@ -209,6 +209,50 @@ describe('history abuse', () => {
             await r.subscribe(channels[1], { auth: '', since: first[channels[1]] });
             const ok = await r.take({ event: 'hark:resumed', channel: channels[1] }, 10000);
             assert.deepEqual(JSON.parse(ok.msg.data), { recovered: true, count: EVENTS - 1 });
+        } finally {
+            await s.close();
+        }
+    });
+});
+
+describe('history abuse: live events pile up while a replay waits for its reader', () => {
+    let server;
+    let sdk;
+    before(async () => {
+        server = await startHark({ config: { max_output_bytes: 262144 } });
+        sdk = rest(server);
+    });
+    after(async () => { await server.stop(); });
+
+    // The answer is in and its replay is paused for a client that does not
+    // read; live events of the channel arrive meanwhile, more than the held
+    // bound (a quarter of max_output_bytes): they are dropped, and the
+    // resume must say so when it ends, not recovered:true with a gap.
+    test('live copies dropped while a replay is being sent make hark:resumed say recovered:false', async () => {
+        const s = scope();
+        try {
+            const ch = uniq('pile-');
+            const big = 'y'.repeat(8000);
+            let first;
+            for (let i = 0; i < 1000; i += 10) {
+                const batch = Array.from({ length: 10 }, (_, k) => ({ channel: ch, name: 'fill', data: JSON.stringify({ seq: i + k, pad: big }) }));
+                const { ids } = await (await sdk.triggerBatch(batch)).json();
+                if (i === 0) first = ids[0];
+            }
+            const conn = await resumeWithoutReading(server, [ch], { [ch]: first });
+            s.add(() => conn.destroy());
+            await until(async () => (await metric(server, 'hark_history_replay_bytes')) > 0, 'the replay answered and held', 10000);
+            await sleep(300); // its first part is in the kernel's buffers
+            for (let i = 0; i < 20; i++) await sdk.trigger(ch, 'live', { i, pad: big });
+            conn.resume();
+            let resumed;
+            while (!resumed) {
+                const m = await conn.nextMessage(15000);
+                assert.ok(m && m.json, 'the connection ended');
+                if (m.json.event === 'hark:resumed') resumed = JSON.parse(m.json.data);
+            }
+            assert.equal(resumed.recovered, false, `hark:resumed ${JSON.stringify(resumed)}`);
+            assert.match(resumed.reason, /too many live events/);
         } finally {
             await s.close();
         }
