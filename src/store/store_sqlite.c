@@ -108,26 +108,29 @@ const char store_sqlite_poll_sql[] =
     "  e.user_id, row_number() OVER (PARTITION BY ch.key ORDER BY e.seq) AS n"
     "  FROM ch JOIN events e ON e.channel = ch.key AND e.seq > ch.after) WHERE n <= ?4)";
 
+/* The newest sequence number of the channel whose key is `key`: the newest
+ * event's, or (once age has removed every event, or a gap followed it) what
+ * the channel row remembers. Appends do not write the row (one page less
+ * per commit); a trim that may remove the newest event records it there
+ * first, and a gap goes there. */
+#define NEWEST_SEQ(key)                                                                            \
+    "max(last_seq, coalesce((SELECT max(seq) FROM events WHERE channel = " key "), 0))"
+
 static const char *const sql_text[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    /* The newest sequence number: the newest event's, or (once age has
-     * removed every event) what the channel row remembers. Appends do not
-     * write the row (one page less per commit); a trim that may remove the
-     * newest event records it there first. */
-    [ST_HEAD] = "SELECT key, epoch, max(last_seq, coalesce((SELECT max(seq) FROM events "
-                "WHERE channel = channels.key), 0)) FROM channels WHERE app = ?1 AND name = ?2",
+    [ST_HEAD] = "SELECT key, epoch, " NEWEST_SEQ("channels.key") " FROM channels "
+                                                                 "WHERE app = ?1 AND name = ?2",
     [ST_CREATE] = "INSERT INTO channels(app, name, epoch, last_seq) VALUES (?1, ?2, ?3, 0)",
     [ST_INSERT] = "INSERT INTO events(channel, seq, published_at_ms, event, data, user_id) "
                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [ST_SET_LAST] = "UPDATE channels SET last_seq = max(last_seq, coalesce((SELECT max(seq) "
-                    "FROM events WHERE channel = ?1), 0)) WHERE key = ?1",
+    [ST_SET_LAST] = "UPDATE channels SET last_seq = " NEWEST_SEQ("?1") " WHERE key = ?1",
     /* a number no event will have: a resume across it finds a gap */
-    [ST_SKIP] = "UPDATE channels SET last_seq = max(last_seq, coalesce((SELECT max(seq) "
-                "FROM events WHERE channel = channels.key), 0)) + 1 WHERE app = ?1 AND name = ?2",
-    [ST_SKIP_ALL] = "UPDATE channels SET last_seq = max(last_seq, coalesce((SELECT max(seq) "
-                    "FROM events WHERE channel = channels.key), 0)) + 1",
+    [ST_SKIP] =
+        "UPDATE channels SET last_seq = " NEWEST_SEQ("channels.key") " + 1 "
+                                                                     "WHERE app = ?1 AND name = ?2",
+    [ST_SKIP_ALL] = "UPDATE channels SET last_seq = " NEWEST_SEQ("channels.key") " + 1",
     [ST_RANGE_ASC] = "SELECT seq, published_at_ms, event, data, user_id FROM events "
                      "WHERE channel = ?1 AND seq > ?2 AND seq <= ?3 AND published_at_ms >= ?4 "
                      "ORDER BY seq ASC LIMIT ?5",

@@ -107,6 +107,15 @@ static void write_position(sse_session *ss, conn *c)
     frame_unref(f);
 }
 
+/* The stream's position in the channel is id (until an event moves it). */
+static void set_position(sse_session *ss, const char *channel, size_t len, const char *id)
+{
+    uint64_t stream = frame_stream(channel, len);
+    for (uint32_t i = 0; i < ss->num_channels; i++)
+        if (ss->channels[i].stream == stream)
+            snprintf(ss->channels[i].last, sizeof(ss->channels[i].last), "%s", id);
+}
+
 /* Notes the id of a kept event in its channel's slot. */
 static void note_position(sse_session *ss, const frame *f)
 {
@@ -192,10 +201,7 @@ static size_t sse_unsent(const session *s)
 static void sse_position(session *s, const char *channel, size_t len, const char *id)
 {
     sse_session *ss = (sse_session *)s;
-    uint64_t stream = frame_stream(channel, len);
-    for (uint32_t i = 0; i < ss->num_channels; i++)
-        if (ss->channels[i].stream == stream)
-            snprintf(ss->channels[i].last, sizeof(ss->channels[i].last), "%s", id);
+    set_position(ss, channel, len, id);
     conn *c = stream_of(ss);
     if (c && !ss->closing)
         write_position(ss, c);
@@ -297,10 +303,7 @@ static void subscribe(sse_session *ss, const http_request *req, const hk_app *ap
     char id[SSE_ID_MAX];
     if (since_for(since, app, name, len, id, sizeof(id))) {
         json_object_set_new(data, "since", json_string(id));
-        /* the stream's position in it until an event moves it */
-        for (uint32_t i = 0; i < ss->num_channels; i++)
-            if (ss->channels[i].stream == frame_stream(name, len))
-                memcpy(ss->channels[i].last, id, strlen(id) + 1);
+        set_position(ss, name, len, id);
     } else if (since && *since && history_rule(app, name, len)) {
         /* ids were given, none of this kept channel: it cannot be resumed,
          * and the client hears so (hark:resumed recovered:false, with the
