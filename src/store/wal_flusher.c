@@ -29,7 +29,10 @@ static void *flusher_main(void *arg)
     while (!f->stop) {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += WAL_FLUSH_MS * 1000000L;
+        /* with a tv_nsec of a second or more the wait fails at once (EINVAL)
+         * and this loop would spin holding the lock */
+        until.tv_sec += WAL_FLUSH_MS / 1000;
+        until.tv_nsec += (WAL_FLUSH_MS % 1000) * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
