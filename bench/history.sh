@@ -12,11 +12,13 @@
 #            against hark workers 1 and 2, with the default config (history
 #            on) and with `"history": false` for the app, HISTORY_REPEAT times
 #            each, on and off alternating. Deliveries/s and on/off (target >= 85%).
-# 2. rest    the loadgen `rest` scenario as in bench/run.sh (1,000 channels, 64 B,
-#            8 keep-alive connections) against hark w1 and w2 with history on,
-#            Soketi (when installed) and, for reference, hark with history off.
-#            HISTORY_REPEAT rounds. Triggers/s, REST p99 and hark / Soketi
-#            (target >= 3x), best against best and median against median.
+# 2. rest    the loadgen `rest` scenario as in bench/run.sh (1,000 channels, 64 B)
+#            with 8 keep-alive publishing connections, as bench/run.sh, and
+#            with 32 (HISTORY_REST_PUBLISHERS), against hark w1 and w2 with
+#            history on, Soketi (when installed) and, for reference at the
+#            first count, hark with history off. HISTORY_REPEAT rounds.
+#            Triggers/s, REST p99 and hark / Soketi (target >= 3x), best
+#            against best and median against median, per publisher count.
 # 3. storm   bench/resume_storm.mjs: 1,000 clients, 100 missed events each, all
 #            resuming with `since` at once (hark w1 and w2).
 # 4. memory  bench/history_memory.mjs: RSS per idle persisted channel (50,000
@@ -34,7 +36,8 @@
 # HISTORY_PARTS (default "fanout rest storm memory"), HISTORY_REPEAT (fan-out
 # and REST runs per server and setting, default 2; the best is reported,
 # every one is listed, and for REST the median too), HISTORY_FANOUT_CONNS (default 10000), HISTORY_REST_CONNS (default
-# 1000), STORM_CLIENTS (default 1000), STORM_MISSED (default 100),
+# 1000), HISTORY_REST_PUBLISHERS (keep-alive connections that trigger, one
+# count after another, default "8 32"), STORM_CLIENTS (default 1000), STORM_MISSED (default 100),
 # MEMORY_CHANNELS (default 50000), MEMORY_WORKERS (default 2), BENCH_DURATION
 # (seconds per loadgen window, default 5), BENCH_SWEEP_MS (default 300),
 # BENCH_OTHER_MAX (a loadgen run in which more than this % of a core went to
@@ -47,7 +50,7 @@ cd "$ROOT" || exit 1
 
 COMMAND=""
 for v in HARK_BIN HARK_COMMIT SOKETI_PEER_DIR HISTORY_OUT HISTORY_PARTS HISTORY_REPEAT HISTORY_FANOUT_CONNS \
-    HISTORY_REST_CONNS STORM_CLIENTS STORM_MISSED MEMORY_CHANNELS MEMORY_WORKERS BENCH_DURATION BENCH_SWEEP_MS \
+    HISTORY_REST_CONNS HISTORY_REST_PUBLISHERS STORM_CLIENTS STORM_MISSED MEMORY_CHANNELS MEMORY_WORKERS BENCH_DURATION BENCH_SWEEP_MS \
     BENCH_OTHER_MAX LOADGEN_PROCS BENCH_MAX_SECONDS; do
     val="${!v:-}"
     [[ "$val" == *" "* ]] && val="\"$val\""
@@ -62,6 +65,7 @@ PARTS="${HISTORY_PARTS:-fanout rest storm memory}"
 REPEAT="${HISTORY_REPEAT:-2}"
 FANOUT_CONNS="${HISTORY_FANOUT_CONNS:-10000}"
 REST_CONNS="${HISTORY_REST_CONNS:-1000}"
+REST_PUBLISHERS="${HISTORY_REST_PUBLISHERS:-8 32}"
 STORM_CLIENTS="${STORM_CLIENTS:-1000}"
 STORM_MISSED="${STORM_MISSED:-100}"
 MEMORY_CHANNELS="${MEMORY_CHANNELS:-50000}"
@@ -111,8 +115,9 @@ bench_build_loadgen "$LG" || exit 1
 node_ok() { [[ -d tests/e2e/node_modules/ws ]] && command -v node > /dev/null; }
 
 # ---- start / stop -------------------------------------------------------
-# start_server NAME [EXTRA]: NAME is hark-w<W>-on, hark-w<W>-off or soketi;
-# EXTRA is JSON added to hark's app object (",\"max_replay\":5000").
+# start_server NAME [EXTRA]: NAME is hark-w<W>-on, hark-w<W>-off or soketi,
+# optionally followed by .p<N> (the REST runs with N publishers); EXTRA is
+# JSON added to hark's app object (",\"max_replay\":5000").
 PORT=""
 DATA_DIR=""
 start_server() {
@@ -121,7 +126,8 @@ start_server() {
     PORT="$("$LG" freeport)"
     case "$name" in
     hark-w*)
-        local w="${name#hark-w}" mode="${name##*-}"
+        local server="${name%.p*}"
+        local w="${server#hark-w}" mode="${server##*-}"
         w="${w%%-*}"
         [[ "$mode" == off ]] && extra+=',"history":false'
         DATA_DIR="$(mktemp -d "$TMP/data.XXXXXX")"
@@ -134,7 +140,7 @@ EOF
         "$HARK_BIN" --config "$TMP/$name.json" >> "$TMP/server.log" 2>&1 &
         SRV_PID=$!
         ;;
-    soketi)
+    soketi | soketi.p*)
         DATA_DIR=""
         : > "$TMP/server.log"
         SOKETI_PEER_BENCH=1 SOKETI_PEER_METRICS_PORT="$("$LG" freeport)" \
@@ -194,7 +200,8 @@ if has_part fanout; then
 fi
 
 # ---- 2. REST triggers/s on persisted channels ------------------------------------
-REST_ARGS=(--scenario rest --conns "$REST_CONNS" --size 64 --rest-conns 8 --bulk-interval-ms "$SWEEP" --duration "$DUR")
+REST_ARGS=(--scenario rest --conns "$REST_CONNS" --size 64 --bulk-interval-ms "$SWEEP" --duration "$DUR")
+REST_FIRST="${REST_PUBLISHERS%% *}"
 SOKETI_RUN=0
 if has_part rest; then
     if soketi_installed; then
@@ -205,12 +212,16 @@ if has_part rest; then
     fi
     # HISTORY_REPEAT rounds, the order reversed every other one, so a drift of
     # the machine hits every server alike
+    # (history off, only a reference, runs at the first publisher count)
     for r in $(seq 1 "$REPEAT"); do
-        order="hark-w1-on hark-w2-on soketi hark-w1-off hark-w2-off"
-        ((r % 2 == 0)) && order="hark-w2-off hark-w1-off soketi hark-w2-on hark-w1-on"
-        for name in $order; do
-            [[ "$name" == soketi ]] && ((!SOKETI_RUN)) && continue
-            bench_run_loadgen rest "$name" "${REST_ARGS[@]}"
+        for p in $REST_PUBLISHERS; do
+            order="hark-w1-on hark-w2-on soketi hark-w1-off hark-w2-off"
+            ((r % 2 == 0)) && order="hark-w2-off hark-w1-off soketi hark-w2-on hark-w1-on"
+            for name in $order; do
+                [[ "$name" == soketi ]] && ((!SOKETI_RUN)) && continue
+                [[ "$name" == *-off && "$p" != "$REST_FIRST" ]] && continue
+                bench_run_loadgen rest "$name.p$p" "${REST_ARGS[@]}" --rest-conns "$p"
+            done
         done
     done
 fi
@@ -361,44 +372,55 @@ SQLITE_VER="$(pkg-config --modversion sqlite3 2>/dev/null)" # the library hark i
     if has_part rest; then
         echo "### REST triggers/s on kept channels"
         echo
-        echo "The \`rest\` scenario of \`bench/run.sh\`: 8 keep-alive connections trigger 64-byte events as"
-        echo "fast as answers come back, to $(fmt_int "$REST_CONNS") channels with one subscriber each, ${DUR} s. With history"
-        echo "on, hark answers each trigger once the event is stored (group commit), with its id."
-        echo "Soketi closes the connection after every answer (\`Connection: close\`). $REPEAT run(s) per"
-        echo "server, in rounds whose order reverses every other time; the best run of each server is"
-        echo "compared (as for fan-out), and the medians beside it (every run is listed)."
+        echo "The \`rest\` scenario of \`bench/run.sh\`: keep-alive connections trigger 64-byte events as"
+        echo "fast as answers come back, each waiting for its answer before the next trigger, to"
+        echo "$(fmt_int "$REST_CONNS") channels with one subscriber each, ${DUR} s. With history on, hark answers each trigger"
+        echo "once the event is stored (group commit), with its id, so its throughput grows with the"
+        echo "number of triggers in flight; Soketi's does not. Measured with $(echo "$REST_PUBLISHERS" | sed 's/ / and /g')"
+        echo "publishing connections ($REST_FIRST is what \`bench/run.sh\` uses). Soketi closes the connection"
+        echo "after every answer (\`Connection: close\`). $REPEAT run(s) per server and count, in rounds whose"
+        echo "order reverses every other time; the best run of each server is compared (as for"
+        echo "fan-out), and the medians beside it (every run is listed)."
         echo
-        echo "| figure | hark w1 | hark w2 | Soketi | w1 vs Soketi | w2 vs Soketi |"
-        echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-        h1="$(best rest hark-w1-on pubs_per_s)"; h2="$(best rest hark-w2-on pubs_per_s)"; s="$(best rest soketi pubs_per_s)"
-        x1="$(times2 "$h1" "$s")"; x2="$(times2 "$h2" "$s")"
-        rx1="$(ratio "$h1" "$s")"; rx2="$(ratio "$h2" "$s")"
-        echo "| **triggers/s, history on (best)** | $(fmt_int "$h1") | $(fmt_int "$h2") | $(fmt_int "$s") | **${x1:-–}${x1:+×}** | **${x2:-–}${x2:+×}** |"
-        m1="$(median rest hark-w1-on pubs_per_s)"; m2="$(median rest hark-w2-on pubs_per_s)"; ms="$(median rest soketi pubs_per_s)"
-        z1="$(times2 "$m1" "$ms")"; z2="$(times2 "$m2" "$ms")"
-        rz1="$(ratio "$m1" "$ms")"; rz2="$(ratio "$m2" "$ms")"
-        echo "| triggers/s, history on (median) | $(fmt_int "$m1") | $(fmt_int "$m2") | $(fmt_int "$ms") | ${z1:-–}${z1:+×} | ${z2:-–}${z2:+×} |"
-        echo "| every run, history on | $(fmt_ints "$(vals rest hark-w1-on pubs_per_s)") | $(fmt_ints "$(vals rest hark-w2-on pubs_per_s)") | $(fmt_ints "$(vals rest soketi pubs_per_s)") | | |"
-        h1="$(low rest hark-w1-on rest_p99_us)"; h2="$(low rest hark-w2-on rest_p99_us)"; s="$(low rest soketi rest_p99_us)"
-        y1="$(times "$s" "$h1")"; y2="$(times "$s" "$h2")"
-        echo "| REST request p99, history on (lowest; lower is better) | $(fmt_ms "$h1") | $(fmt_ms "$h2") | $(fmt_ms "$s") | ${y1:-–}${y1:+×} | ${y2:-–}${y2:+×} |"
-        echo "| REST request p50, history on (lowest) | $(fmt_ms "$(low rest hark-w1-on rest_p50_us)") | $(fmt_ms "$(low rest hark-w2-on rest_p50_us)") | $(fmt_ms "$(low rest soketi rest_p50_us)") | | |"
-        echo "| triggers/s, history off (reference, best) | $(fmt_int "$(best rest hark-w1-off pubs_per_s)") | $(fmt_int "$(best rest hark-w2-off pubs_per_s)") | | | |"
-        o1="$(pct_of "$(best rest hark-w1-on pubs_per_s)" "$(best rest hark-w1-off pubs_per_s)")"
-        o2="$(pct_of "$(best rest hark-w2-on pubs_per_s)" "$(best rest hark-w2-off pubs_per_s)")"
-        echo "| triggers/s, history on / off (best) | ${o1:-–}${o1:+%} | ${o2:-–}${o2:+%} | | | |"
-        echo "| REST request p99, history off (reference, lowest) | $(fmt_ms "$(low rest hark-w1-off rest_p99_us)") | $(fmt_ms "$(low rest hark-w2-off rest_p99_us)") | | | |"
-        echo "| server CPU, % of a core, history on (last run) | $(last rest hark-w1-on srv_cpu) | $(last rest hark-w2-on srv_cpu) | $(last rest soketi srv_cpu) | | |"
-        echo "| lost / out of order / duplicate / failed, history on (all runs) | $(check rest hark-w1-on) | $(check rest hark-w2-on) | $(check rest soketi) | | |"
-        echo "| lost / out of order / duplicate / failed, history off (all runs) | $(check rest hark-w1-off) | $(check rest hark-w2-off) | | | |"
-        echo
-        if ((SOKETI_RUN)); then
-            echo "Target: hark at least 3× Soketi's triggers/s (best against best): w1 $(meets "$rx1" 3), w2 $(meets "$rx2" 3)."
-            echo "Median against median: w1 $(meets "$rz1" 3), w2 $(meets "$rz2" 3)."
-        else
-            echo "Target: hark at least 3× Soketi's triggers/s: not measured in this run (Soketi is not installed)."
-        fi
-        echo
+        for p in $REST_PUBLISHERS; do
+            on1="hark-w1-on.p$p"; on2="hark-w2-on.p$p"; sk="soketi.p$p"
+            echo "#### $p publishing connections"
+            echo
+            echo "| figure | hark w1 | hark w2 | Soketi | w1 vs Soketi | w2 vs Soketi |"
+            echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+            h1="$(best rest "$on1" pubs_per_s)"; h2="$(best rest "$on2" pubs_per_s)"; s="$(best rest "$sk" pubs_per_s)"
+            x1="$(times2 "$h1" "$s")"; x2="$(times2 "$h2" "$s")"
+            rx1="$(ratio "$h1" "$s")"; rx2="$(ratio "$h2" "$s")"
+            echo "| **triggers/s, history on (best)** | $(fmt_int "$h1") | $(fmt_int "$h2") | $(fmt_int "$s") | **${x1:-–}${x1:+×}** | **${x2:-–}${x2:+×}** |"
+            m1="$(median rest "$on1" pubs_per_s)"; m2="$(median rest "$on2" pubs_per_s)"; ms="$(median rest "$sk" pubs_per_s)"
+            z1="$(times2 "$m1" "$ms")"; z2="$(times2 "$m2" "$ms")"
+            rz1="$(ratio "$m1" "$ms")"; rz2="$(ratio "$m2" "$ms")"
+            echo "| triggers/s, history on (median) | $(fmt_int "$m1") | $(fmt_int "$m2") | $(fmt_int "$ms") | ${z1:-–}${z1:+×} | ${z2:-–}${z2:+×} |"
+            echo "| every run, history on | $(fmt_ints "$(vals rest "$on1" pubs_per_s)") | $(fmt_ints "$(vals rest "$on2" pubs_per_s)") | $(fmt_ints "$(vals rest "$sk" pubs_per_s)") | | |"
+            h1="$(low rest "$on1" rest_p99_us)"; h2="$(low rest "$on2" rest_p99_us)"; s="$(low rest "$sk" rest_p99_us)"
+            y1="$(times "$s" "$h1")"; y2="$(times "$s" "$h2")"
+            echo "| REST request p99, history on (lowest; lower is better) | $(fmt_ms "$h1") | $(fmt_ms "$h2") | $(fmt_ms "$s") | ${y1:-–}${y1:+×} | ${y2:-–}${y2:+×} |"
+            echo "| REST request p50, history on (lowest) | $(fmt_ms "$(low rest "$on1" rest_p50_us)") | $(fmt_ms "$(low rest "$on2" rest_p50_us)") | $(fmt_ms "$(low rest "$sk" rest_p50_us)") | | |"
+            if [[ "$p" == "$REST_FIRST" ]]; then
+                echo "| triggers/s, history off (reference, best) | $(fmt_int "$(best rest "hark-w1-off.p$p" pubs_per_s)") | $(fmt_int "$(best rest "hark-w2-off.p$p" pubs_per_s)") | | | |"
+                o1="$(pct_of "$(best rest "$on1" pubs_per_s)" "$(best rest "hark-w1-off.p$p" pubs_per_s)")"
+                o2="$(pct_of "$(best rest "$on2" pubs_per_s)" "$(best rest "hark-w2-off.p$p" pubs_per_s)")"
+                echo "| triggers/s, history on / off (best) | ${o1:-–}${o1:+%} | ${o2:-–}${o2:+%} | | | |"
+                echo "| REST request p99, history off (reference, lowest) | $(fmt_ms "$(low rest "hark-w1-off.p$p" rest_p99_us)") | $(fmt_ms "$(low rest "hark-w2-off.p$p" rest_p99_us)") | | | |"
+            fi
+            echo "| server CPU, % of a core, history on (last run) | $(last rest "$on1" srv_cpu) | $(last rest "$on2" srv_cpu) | $(last rest "$sk" srv_cpu) | | |"
+            echo "| lost / out of order / duplicate / failed, history on (all runs) | $(check rest "$on1") | $(check rest "$on2") | $(check rest "$sk") | | |"
+            [[ "$p" == "$REST_FIRST" ]] &&
+                echo "| lost / out of order / duplicate / failed, history off (all runs) | $(check rest "hark-w1-off.p$p") | $(check rest "hark-w2-off.p$p") | | | |"
+            echo
+            if ((SOKETI_RUN)); then
+                echo "Target with $p publishing connections: hark at least 3× Soketi's triggers/s (best against best): w1 $(meets "$rx1" 3), w2 $(meets "$rx2" 3)."
+                echo "Median against median: w1 $(meets "$rz1" 3), w2 $(meets "$rz2" 3)."
+            else
+                echo "Target: hark at least 3× Soketi's triggers/s: not measured in this run (Soketi is not installed)."
+            fi
+            echo
+        done
     fi
 
     if has_part storm; then
