@@ -227,9 +227,13 @@ enum hub_subscribe_result {
 
 /* Subscribes (name already validated and authorized) and sends what follows:
  * subscription_succeeded, the cached event or cache_miss, member_added to the
- * others, subscription_count. join is required for presence channels. */
+ * others, subscription_count. join is required for presence channels. The
+ * cached event is not sent but handed to *cached (a reference, NULL when
+ * there is none), for the caller to send through s->ops once it has set up
+ * a resume that may hold it back or find it replayed. */
 enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t len,
-                                        channel_kind kind, const hub_presence_join *join);
+                                        channel_kind kind, const hub_presence_join *join,
+                                        frame **cached);
 /* Returns false when s was not subscribed. */
 bool hub_unsubscribe(subscriber *s, const char *name, size_t len);
 /* The subscription of s to name, or NULL. */

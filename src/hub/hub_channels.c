@@ -128,8 +128,10 @@ sub_slot *hub_subscription(subscriber *s, const char *name, size_t len)
 }
 
 enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t len,
-                                        channel_kind kind, const hub_presence_join *join)
+                                        channel_kind kind, const hub_presence_join *join,
+                                        frame **cached)
 {
+    *cached = NULL;
     hub_app *app = s->app;
     hub *h = app->hub;
     bool presence = kind.type == CHANNEL_PRESENCE;
@@ -198,8 +200,7 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
     send_subscription_succeeded(s, ch, presence ? &state : NULL);
     buf_free(&state);
     if (r.cached) {
-        s->ops->send(s, r.cached);
-        frame_unref(r.cached);
+        *cached = r.cached;
     } else if (kind.cache) {
         buf payload;
         buf_init(&payload);

@@ -68,6 +68,24 @@ static bool since_of(const pusher_msg *m, const char **since, size_t *len, bool 
     return true;
 }
 
+/* After a subscription: its resume (or position), then the cache
+ * channel's last event. A kept channel's cached event has an id: sent
+ * after the resume is set up, it is held back with the live copies, so a
+ * replay that carries it (or a since at or after it) drops it instead of
+ * sending it twice and out of order. */
+static void start_from(session *s, const char *name, size_t len, bool resume, const char *since,
+                       size_t since_len, bool since_string, frame *cached)
+{
+    if (resume)
+        session_resume(s, name, len, since, since_len, since_string);
+    else
+        session_position(s, name, len);
+    if (cached) {
+        s->sub.ops->send(&s->sub, cached);
+        frame_unref(cached);
+    }
+}
+
 void handle_subscribe(session *s, const pusher_msg *m)
 {
     const char *since = NULL;
@@ -111,12 +129,10 @@ void handle_subscribe(session *s, const pusher_msg *m)
                                        401);
             return;
         }
-        hub_subscribe(&s->sub, name, name_len, kind, NULL);
+        frame *cached;
+        hub_subscribe(&s->sub, name, name_len, kind, NULL, &cached);
         session_note_member(s, name, name_len);
-        if (resume)
-            session_resume(s, name, name_len, since, since_len, since_string);
-        else
-            session_position(s, name, name_len);
+        start_from(s, name, name_len, resume, since, since_len, since_string, cached);
         return;
     }
 
@@ -182,7 +198,8 @@ void handle_subscribe(session *s, const pusher_msg *m)
         join = (hub_presence_join){mb.id, mb.id_len, mb.info, strlen(mb.info)};
     }
 
-    enum hub_subscribe_result r = hub_subscribe(&s->sub, name, name_len, kind, &join);
+    frame *cached;
+    enum hub_subscribe_result r = hub_subscribe(&s->sub, name, name_len, kind, &join, &cached);
     member_free(&mb);
     if (r == HUB_MEMBER_LIMIT) {
         session_subscription_error(s, name, name_len, "LimitReached",
@@ -195,10 +212,7 @@ void handle_subscribe(session *s, const pusher_msg *m)
         s->auth_deadline_ms = 0; /* authorized connection */
     if (r == HUB_SUBSCRIBED)
         session_note_member(s, name, name_len);
-    if (resume)
-        session_resume(s, name, name_len, since, since_len, since_string);
-    else
-        session_position(s, name, name_len);
+    start_from(s, name, name_len, resume, since, since_len, since_string, cached);
 }
 
 void handle_unsubscribe(session *s, const pusher_msg *m)

@@ -281,6 +281,32 @@ describe('history resume', () => {
         assert.ok(!ids.includes(id));
     });
 
+    test('resume: a cache channel kept by a rule: its cached last event is neither sent before the replay nor twice; a failed resume gets it after hark:resumed', async () => {
+        const ch = uniq('cache-kept-');
+        const sdkBig = rest(server, BIG);
+        const ids = await publishSeq(sdkBig, ch, 0, 3);
+        const shape = (r) => r.events(ch).map((e) => `${e.msg.event}${e.msg.id ? ' ' + e.msg.id : ''}`);
+        // since = the first id: the two after it, once each, in order
+        const r1 = await rawReady(s, server, { app: BIG });
+        checkResumed(await resume(r1, ch, ids[0]), ch, true, 2);
+        // since = the newest id: nothing (the cached event is that one)
+        const r2 = await rawReady(s, server, { app: BIG });
+        checkResumed(await resume(r2, ch, ids[2]), ch, true, 0);
+        // a since that cannot be resumed: recovered:false, then the cached event
+        const r3 = await rawReady(s, server, { app: BIG });
+        checkResumed(await resume(r3, ch, 'not-an-id'), ch, false);
+        // no since: the cached event, as for any cache channel
+        const r4 = await rawReady(s, server, { app: BIG });
+        assert.equal((await r4.subscribe(ch, { auth: '' })).msg.event, SUCCEEDED);
+        await r4.take({ event: 'tick', channel: ch });
+        for (const r of [r1, r2, r3, r4]) await settled(r, BIG);
+        assert.deepEqual(shape(r1), [SUCCEEDED, `tick ${ids[1]}`, `tick ${ids[2]}`, 'hark:resumed']);
+        assert.deepEqual(shape(r2), [SUCCEEDED, 'hark:resumed']);
+        assert.deepEqual(shape(r3), [SUCCEEDED, 'hark:resumed', `tick ${ids[2]}`]);
+        assert.deepEqual(shape(r4), [SUCCEEDED, `tick ${ids[2]}`]);
+        await stillLive(r1, ch, BIG);
+    });
+
     test('resume: #server-to-user-<id> after pusher:signin replays what the user missed; not signed in or another user → AuthError, nothing', async () => {
         const user = uniq('u');
         const ch = `#server-to-user-${user}`;
