@@ -4,6 +4,8 @@
  * keeps every channel but the cache- variants (1,000 events, 24 hours). */
 #include "config/config_internal.h"
 
+#include "protocol/channel_name.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +25,12 @@ static int load_rule(hk_history_rule *r, const json_t *obj, const char *file, co
     json_object_foreach((json_t *)obj, name, v)
     {
         if (strcmp(name, "channels") == 0) {
-            if (!json_is_string(v) || json_string_length(v) == 0 ||
-                json_string_length(v) > HK_MAX_NAME_LENGTH ||
-                strlen(json_string_value(v)) != json_string_length(v))
+            if (!json_is_string(v) || json_string_length(v) > HK_MAX_NAME_LENGTH ||
+                !channel_pattern_valid(json_string_value(v), json_string_length(v)))
                 return config_errf(err, cap,
-                                   "%s: %s.channels: must be a channel name pattern ('*' matches "
-                                   "any characters)",
+                                   "%s: %s.channels: must be a channel name pattern: characters of "
+                                   "channel names (A-Z a-z 0-9 _ - = @ , . ;), '*' for any run of "
+                                   "them, '#' only first",
                                    file, where);
             free(r->channels);
             r->channels = config_strdup(json_string_value(v));

@@ -378,7 +378,7 @@ describe('history config refusals', () => {
     it('accepts history: false and a valid rule list (the server starts)', async () => {
         const server = await startHark({
             config: {
-                apps: [{ ...APPS.main, history: [rule('a-*'), rule('*', { client_events: true })], max_replay: 10, max_users_per_event: 10 },
+                apps: [{ ...APPS.main, history: [rule('a-*'), rule('#server-to-user-*'), rule('x=@,.;_-*'), rule('*', { client_events: true })], max_replay: 10, max_users_per_event: 10 },
                     { ...APPS.counted, history: false }],
             },
         });
@@ -396,6 +396,13 @@ describe('history config refusals', () => {
         ['fraction.json', [good, rule('x-*', { max_events: 1.5 })], 'apps[0].history[1].max_events', 'max_events 1.5'],
         ['quoted.json', [good, rule('x-*', { max_events: '10' })], 'apps[0].history[1].max_events', 'max_events "10"'],
         ['unknown.json', [good, rule('x-*', { max_evnts: 10 })], 'apps[0].history[1]', 'an unknown key in a rule'],
+        // patterns no channel name can match: a typo would turn history off without a word
+        ['space.json', [rule('a b')], 'apps[0].history[0].channels', 'a pattern with a space'],
+        ['slash.json', [good, rule('chat/*')], 'apps[0].history[1].channels', 'a pattern with a slash'],
+        ['accent.json', [rule('\u00e9*')], 'apps[0].history[0].channels', 'a pattern with a non-ASCII letter'],
+        ['percent.json', [rule('x%')], 'apps[0].history[0].channels', 'a pattern with a percent sign'],
+        ['hash.json', [rule('chat-#*')], 'apps[0].history[0].channels', 'a pattern with a # that is not first'],
+        ['emptypat.json', [rule('')], 'apps[0].history[0].channels', 'an empty pattern'],
     ];
     for (const [name, h, key, what] of cases) {
         it(`refuses ${what}: exit 2 naming ${name} and ${key}`, async () => {
