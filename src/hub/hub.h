@@ -227,10 +227,10 @@ enum hub_subscribe_result {
 
 /* Subscribes (name already validated and authorized) and sends what follows:
  * subscription_succeeded, the cached event or cache_miss, member_added to the
- * others, subscription_count. join is required for presence channels. The
- * cached event is not sent but handed to *cached (a reference, NULL when
- * there is none), for the caller to send through s->ops once it has set up
- * a resume that may hold it back or find it replayed. */
+ * others, subscription_count. join is required for presence channels. With
+ * cached not NULL, the cached event is not sent but handed to *cached (a
+ * reference, or NULL when there is none): a resume decides whether its
+ * replay already carries it. */
 enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t len,
                                         channel_kind kind, const hub_presence_join *join,
                                         frame **cached);

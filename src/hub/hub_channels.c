@@ -131,7 +131,8 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
                                         channel_kind kind, const hub_presence_join *join,
                                         frame **cached)
 {
-    *cached = NULL;
+    if (cached)
+        *cached = NULL;
     hub_app *app = s->app;
     hub *h = app->hub;
     bool presence = kind.type == CHANNEL_PRESENCE;
@@ -199,8 +200,11 @@ enum hub_subscribe_result hub_subscribe(subscriber *s, const char *name, size_t 
 
     send_subscription_succeeded(s, ch, presence ? &state : NULL);
     buf_free(&state);
-    if (r.cached) {
+    if (r.cached && cached) {
         *cached = r.cached;
+    } else if (r.cached) {
+        s->ops->send(s, r.cached);
+        frame_unref(r.cached);
     } else if (kind.cache) {
         buf payload;
         buf_init(&payload);

@@ -68,22 +68,22 @@ static bool since_of(const pusher_msg *m, const char **since, size_t *len, bool 
     return true;
 }
 
-/* After a subscription: its resume (or position), then the cache
- * channel's last event. A kept channel's cached event has an id: sent
- * after the resume is set up, it is held back with the live copies, so a
- * replay that carries it (or a since at or after it) drops it instead of
- * sending it twice and out of order. */
+/* The cache channel's last event, for a resume of a kept channel to
+ * decide on (its replay carries it, or since is at or after it); NULL: the
+ * hub sends it at once, as in Pusher. */
+static frame **cached_for(session *s, bool resume, const char *name, size_t len, frame **cached)
+{
+    return resume && s->history && history_rule(s->sub.app->cfg, name, len) ? cached : NULL;
+}
+
+/* After a subscription: its resume, or its position. */
 static void start_from(session *s, const char *name, size_t len, bool resume, const char *since,
                        size_t since_len, bool since_string, frame *cached)
 {
     if (resume)
-        session_resume(s, name, len, since, since_len, since_string);
+        session_resume(s, name, len, since, since_len, since_string, cached);
     else
         session_position(s, name, len);
-    if (cached) {
-        s->sub.ops->send(&s->sub, cached);
-        frame_unref(cached);
-    }
 }
 
 void handle_subscribe(session *s, const pusher_msg *m)
@@ -129,8 +129,9 @@ void handle_subscribe(session *s, const pusher_msg *m)
                                        401);
             return;
         }
-        frame *cached;
-        hub_subscribe(&s->sub, name, name_len, kind, NULL, &cached);
+        frame *cached = NULL;
+        hub_subscribe(&s->sub, name, name_len, kind, NULL,
+                      cached_for(s, resume, name, name_len, &cached));
         session_note_member(s, name, name_len);
         start_from(s, name, name_len, resume, since, since_len, since_string, cached);
         return;
@@ -198,8 +199,9 @@ void handle_subscribe(session *s, const pusher_msg *m)
         join = (hub_presence_join){mb.id, mb.id_len, mb.info, strlen(mb.info)};
     }
 
-    frame *cached;
-    enum hub_subscribe_result r = hub_subscribe(&s->sub, name, name_len, kind, &join, &cached);
+    frame *cached = NULL;
+    enum hub_subscribe_result r = hub_subscribe(&s->sub, name, name_len, kind, &join,
+                                                cached_for(s, resume, name, name_len, &cached));
     member_free(&mb);
     if (r == HUB_MEMBER_LIMIT) {
         session_subscription_error(s, name, name_len, "LimitReached",

@@ -20,9 +20,11 @@ void session_note_member(session *s, const char *name, size_t len);
 /* --- resume (session_replay.c) --- */
 
 /* After subscription_succeeded: starts replaying name's events after since
- * (or answers hark:resumed recovered:false at once). */
+ * (or answers hark:resumed recovered:false at once). Takes cached, the
+ * cache channel's last event or NULL: dropped when the replay recovers (it
+ * carried it, or since is at or after it), else sent after hark:resumed. */
 void session_resume(session *s, const char *name, size_t len, const char *since, size_t since_len,
-                    bool since_is_string);
+                    bool since_is_string, frame *cached);
 /* Without since, on a transport with a position: asks where "now" is in
  * name (as a resume that replays nothing and sends no hark:resumed), and
  * gives it to the transport. */

@@ -54,6 +54,10 @@ struct session_replay {
     size_t since_len;
     bool quiet;                        /* session_position: no since, no hark:resumed */
     char position[HISTORY_ID_MAX + 1]; /* the answer's, when it has one */
+    /* a kept cache channel's last event, from before the subscription: not
+     * one of the held copies (nothing arrived live, so it never counts
+     * against their bound); sent only when the resume does not recover */
+    frame *cached;
 };
 
 static void drop_held(session *s, session_replay *r)
@@ -68,6 +72,8 @@ static void drop_held(session *s, session_replay *r)
 static void replay_free(session *s, session_replay *r)
 {
     drop_held(s, r);
+    if (r->cached)
+        frame_unref(r->cached);
     for (uint32_t i = r->sent; i < r->num_replay; i++)
         frame_unref(r->replay[i]);
     if (r->replay_bytes)
@@ -173,6 +179,8 @@ static void pump(session *s, session_replay *r)
     }
     if (!r->quiet || !r->recovered) /* a quiet one that failed says so too */
         send_resumed(s, r->channel, r->channel_len, r->recovered, r->num_replay, r->reason);
+    if (r->cached && !r->recovered) /* older than any held copy */
+        s->transport->send(s, r->cached);
     /* The held live copies, in order: at or below upto, the replay carried
      * them when it recovered (duplicates); a quiet one replays nothing, so
      * they are sent. The position (for a transport that keeps one) goes
@@ -310,7 +318,7 @@ void session_position(session *s, const char *name, size_t len)
 }
 
 void session_resume(session *s, const char *name, size_t len, const char *since, size_t since_len,
-                    bool since_is_string)
+                    bool since_is_string, frame *cached)
 {
     const hk_app *app = s->sub.app->cfg;
     const char *why = NULL;
@@ -320,12 +328,14 @@ void session_resume(session *s, const char *name, size_t len, const char *since,
         why = "this channel's events are not kept (see the app's history rules)";
     else if (find(s, name, len))
         why = "a resume of this channel is already in progress";
+    if (!why && since_len > HISTORY_ID_MAX)
+        why = "since: not an event id of this server";
     if (why) {
         send_resumed(s, name, len, false, 0, why);
-        return;
-    }
-    if (since_len > HISTORY_ID_MAX) {
-        send_resumed(s, name, len, false, 0, "since: not an event id of this server");
+        if (cached) {
+            s->sub.ops->send(&s->sub, cached);
+            frame_unref(cached);
+        }
         return;
     }
     session_replay *r = xcalloc(1, sizeof(*r));
@@ -334,5 +344,6 @@ void session_resume(session *s, const char *name, size_t len, const char *since,
     r->stream = frame_stream(name, len);
     memcpy(r->since, since, since_len);
     r->since_len = since_len;
+    r->cached = cached;
     add_replay(s, r);
 }

@@ -74,6 +74,19 @@ describe('cache channels', () => {
         ]);
     });
 
+    test('cache: with subscription_count on, the cached event still comes right after subscription_succeeded, before pusher_internal:subscription_count', async () => {
+        const ch = uniq('cache-');
+        const pub = s.pinned(server, APPS.counted);
+        await pub.trigger(ch, 'price', { v: 1 });
+        const r = await rawReady(s, server, { app: APPS.counted });
+        await caughtUp(pub, r);
+        await r.subscribe(ch, { auth: '' });
+        await r.take({ event: 'pusher_internal:subscription_count', channel: ch });
+        await r.ping();
+        assert.deepEqual(onChannel(r, ch).map((m) => m.event),
+            ['pusher_internal:subscription_succeeded', 'price', 'pusher_internal:subscription_count']);
+    });
+
     test('cache: pusher-js receives the cached event right after subscribing', async () => {
         const ch = uniq('cache-');
         const pub = s.pinned(server);

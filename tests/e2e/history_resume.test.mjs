@@ -307,6 +307,26 @@ describe('history resume', () => {
         await stillLive(r1, ch, BIG);
     });
 
+    test('resume: 60 kept cache channels with 9 KB cached events, resumed at once from their newest ids: all recovered, no cached event sent (they never count as held live copies)', async () => {
+        const sdkBig = rest(server, BIG);
+        const big = 'x'.repeat(9000);
+        const chans = [];
+        const ids = [];
+        for (let i = 0; i < 60; i++) {
+            const ch = uniq('cache-many-');
+            chans.push(ch);
+            ids.push(idsIn(await okBody(() => sdkBig.trigger(ch, 'state', { big })))[ch]);
+        }
+        const r = await rawReady(s, server, { app: BIG });
+        chans.forEach((ch, i) => r.send({ event: 'pusher:subscribe', data: { channel: ch, since: ids[i] } }));
+        for (const ch of chans) await r.take({ event: 'hark:resumed', channel: ch }, 10000);
+        await settled(r, BIG);
+        for (const ch of chans) {
+            const got = r.events(ch).map((e) => (e.msg.event === 'hark:resumed' ? `hark:resumed ${e.msg.data}` : e.msg.event));
+            assert.deepEqual(got, [SUCCEEDED, 'hark:resumed {"recovered":true,"count":0}'], ch);
+        }
+    });
+
     test('resume: #server-to-user-<id> after pusher:signin replays what the user missed; not signed in or another user → AuthError, nothing', async () => {
         const user = uniq('u');
         const ch = `#server-to-user-${user}`;

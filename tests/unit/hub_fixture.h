@@ -258,26 +258,12 @@ static rec_sub *sub_new(fixture *fx, size_t app)
     return r;
 }
 
-/* Sends the cache channel's last event, as a session does after it has
- * set up a resume. */
-static enum hub_subscribe_result subscribed(rec_sub *r, enum hub_subscribe_result result,
-                                            frame *cached)
-{
-    if (cached) {
-        r->base.ops->send(&r->base, cached);
-        frame_unref(cached);
-    }
-    return result;
-}
-
 static enum hub_subscribe_result subscribe(rec_sub *r, const char *name)
 {
     size_t len = strlen(name);
     channel_kind kind = channel_classify(name, len);
     assert_true(kind.type != CHANNEL_PRESENCE);
-    frame *cached;
-    enum hub_subscribe_result result = hub_subscribe(&r->base, name, len, kind, NULL, &cached);
-    return subscribed(r, result, cached);
+    return hub_subscribe(&r->base, name, len, kind, NULL, NULL);
 }
 
 static enum hub_subscribe_result join(rec_sub *r, const char *name, const char *user_id,
@@ -290,9 +276,7 @@ static enum hub_subscribe_result join(rec_sub *r, const char *name, const char *
                            .user_id_len = strlen(user_id),
                            .user_info = user_info,
                            .user_info_len = strlen(user_info)};
-    frame *cached;
-    enum hub_subscribe_result result = hub_subscribe(&r->base, name, len, kind, &j, &cached);
-    return subscribed(r, result, cached);
+    return hub_subscribe(&r->base, name, len, kind, &j, NULL);
 }
 
 static bool unsubscribe(rec_sub *r, const char *name)
