@@ -4,14 +4,32 @@
  * keeps every channel but the cache- variants (1,000 events, 24 hours). */
 #include "config/config_internal.h"
 
-#include "protocol/channel_name.h"
-
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_EVENTS_LIMIT 10000000u
 #define MAX_AGE_LIMIT 315360000u /* ten years */
+
+/* A pattern some channel name can match: the characters of channel names
+ * (spec §4.2), '*' for any run of them, and '#' only first
+ * (#server-to-user-*). Any other character is a typo that would turn
+ * history off for the channels meant, without a word. */
+static bool pattern_valid(const char *p, size_t len)
+{
+    static const char extra[] = "_-=@,.;*";
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c != '\0' && memchr(extra, c, sizeof extra - 1)) || (c == '#' && i == 0);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
 
 static int load_rule(hk_history_rule *r, const json_t *obj, const char *file, const char *where,
                      char *err, size_t cap)
@@ -26,7 +44,7 @@ static int load_rule(hk_history_rule *r, const json_t *obj, const char *file, co
     {
         if (strcmp(name, "channels") == 0) {
             if (!json_is_string(v) || json_string_length(v) > HK_MAX_NAME_LENGTH ||
-                !channel_pattern_valid(json_string_value(v), json_string_length(v)))
+                !pattern_valid(json_string_value(v), json_string_length(v)))
                 return config_errf(err, cap,
                                    "%s: %s.channels: must be a channel name pattern: characters of "
                                    "channel names (A-Z a-z 0-9 _ - = @ , . ;), '*' for any run of "

@@ -84,18 +84,6 @@ bool channel_name_valid(const char *name, size_t len, size_t max_len, const char
     return why == NULL;
 }
 
-bool channel_pattern_valid(const char *pattern, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)pattern[i];
-        if (!name_char(c) && c != '*' && !(c == '#' && i == 0))
-            return false;
-    }
-    return true;
-}
-
 bool event_name_valid(const char *name, size_t len, size_t max_len)
 {
     (void)name;

@@ -31,10 +31,6 @@ bool channel_kind_needs_auth(channel_kind k);
  * failure (reason may be NULL). */
 bool channel_name_valid(const char *name, size_t len, size_t max_len, const char **reason);
 
-/* A pattern that can match channel names: their characters, '*' (any run
- * of characters), and '#' only first (#server-to-user-*). */
-bool channel_pattern_valid(const char *pattern, size_t len);
-
 /* The longest user id (presence members, sign-in, #server-to-user-<id>):
  * a protocol rule, not a setting. */
 #define USER_ID_MAX_LENGTH 128
