@@ -56,7 +56,8 @@ struct session_replay {
     char position[HISTORY_ID_MAX + 1]; /* the answer's, when it has one */
     /* a kept cache channel's last event, from before the subscription: not
      * one of the held copies (nothing arrived live, so it never counts
-     * against their bound); sent only when the resume does not recover */
+     * against their bound); dropped when the answer recovers (the replay
+     * carries it, or since is at or after it), else sent after hark:resumed */
     frame *cached;
 };
 
@@ -179,8 +180,11 @@ static void pump(session *s, session_replay *r)
     }
     if (!r->quiet || !r->recovered) /* a quiet one that failed says so too */
         send_resumed(s, r->channel, r->channel_len, r->recovered, r->num_replay, r->reason);
-    if (r->cached && !r->recovered) /* older than any held copy */
+    uint64_t cached_seq = 0; /* held copies up to it: the same event, sent */
+    if (r->cached) {         /* only here when nothing was replayed */
         s->transport->send(s, r->cached);
+        cached_seq = r->cached->seq;
+    }
     /* The held live copies, in order: at or below upto, the replay carried
      * them when it recovered (duplicates); a quiet one replays nothing, so
      * they are sent. The position (for a transport that keeps one) goes
@@ -194,7 +198,7 @@ static void pump(session *s, session_replay *r)
             s->transport->position(s, r->channel, r->channel_len, r->position);
             placed = true;
         }
-        if (after || !dropped)
+        if ((after || !dropped) && f->seq > cached_seq)
             s->transport->send(s, f);
     }
     if (!placed)
@@ -278,6 +282,10 @@ static void on_resumed(hub *h, const history_resumed *res)
     }
     r->answered = true;
     r->recovered = res->recovered && !r->overflow;
+    if (r->recovered && r->cached) { /* the replay carries it, or since is at or after it */
+        frame_unref(r->cached);
+        r->cached = NULL;
+    }
     r->upto = res->upto;
     if (res->position)
         snprintf(r->position, sizeof(r->position), "%s", res->position);

@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHark, rest } from './lib/harness.mjs';
+import { APPS, startHark, rest } from './lib/harness.mjs';
 import { scope, rawReady, uniq, until, sleep } from './lib/clients.mjs';
 import { wsConnect, httpGet } from './lib/rawtcp.mjs';
 import { rssOf } from './lib/churn.mjs';
-import { assertId, checkResumed, idsIn, okBody, restartKit, resume } from './lib/history.mjs';
+import { assertId, checkResumed, idsIn, okBody, restartKit, resume, rule } from './lib/history.mjs';
 
 const CHANNELS = 12;
 const EVENTS = 150; // per channel
@@ -43,8 +43,8 @@ async function backlog(sdk, channels) {
 
 // A raw client that subscribes to every channel with since and then stops
 // reading.
-async function resumeWithoutReading(server, channels, first) {
-    const conn = await wsConnect(server);
+async function resumeWithoutReading(server, channels, first, app = APPS.main) {
+    const conn = await wsConnect(server, `/app/${app.key}?protocol=7&client=js&version=8.6.0&flash=false`);
     await conn.established();
     for (const ch of channels) conn.sendJSON({ event: 'pusher:subscribe', data: { channel: ch, since: first[ch] } });
     conn.pause();
@@ -215,11 +215,14 @@ describe('history abuse', () => {
     });
 });
 
+// keeps every channel, cache- ones too
+const KEEP_ALL = { id: 'keepall-id', key: 'keepall-key', secret: 'keepall-secret', history: [rule('*', { max_events: 5000, max_age_s: 3600 })] };
+
 describe('history abuse: live events pile up while a replay waits for its reader', () => {
     let server;
     let sdk;
     before(async () => {
-        server = await startHark({ config: { max_output_bytes: 262144 } });
+        server = await startHark({ config: { max_output_bytes: 262144, apps: [...Object.values(APPS), KEEP_ALL] } });
         sdk = rest(server);
     });
     after(async () => { await server.stop(); });
@@ -253,6 +256,50 @@ describe('history abuse: live events pile up while a replay waits for its reader
             }
             assert.equal(resumed.recovered, false, `hark:resumed ${JSON.stringify(resumed)}`);
             assert.match(resumed.reason, /too many live events/);
+        } finally {
+            await s.close();
+        }
+    });
+
+    // The same on a kept cache channel: its cached last event was carried
+    // by the replay, so it must not come again after hark:resumed.
+    test('on a kept cache channel, the cached event is not sent again after that hark:resumed: ids only go forward', async () => {
+        const s = scope();
+        try {
+            const ch = uniq('cache-pile-');
+            const keepSdk = rest(server, KEEP_ALL);
+            const big = 'y'.repeat(8000);
+            let first;
+            for (let i = 0; i < 1000; i += 10) {
+                const batch = Array.from({ length: 10 }, (_, k) => ({ channel: ch, name: 'fill', data: JSON.stringify({ seq: i + k, pad: big }) }));
+                const { ids } = await (await keepSdk.triggerBatch(batch)).json();
+                if (i === 0) first = ids[0];
+            }
+            const conn = await resumeWithoutReading(server, [ch], { [ch]: first }, KEEP_ALL);
+            s.add(() => conn.destroy());
+            await until(async () => (await metric(server, 'hark_history_replay_bytes')) > 0, 'the replay answered and held', 10000);
+            await sleep(300);
+            for (let i = 0; i < 20; i++) await keepSdk.trigger(ch, 'live', { i, pad: big });
+            conn.resume();
+            const ids = [];
+            let resumed;
+            while (!resumed) {
+                const m = await conn.nextMessage(15000);
+                assert.ok(m && m.json, 'the connection ended');
+                if (m.json.id) ids.push(m.json.id);
+                if (m.json.event === 'hark:resumed') resumed = JSON.parse(m.json.data);
+            }
+            assert.equal(resumed.recovered, false, `hark:resumed ${JSON.stringify(resumed)}`);
+            // what follows hark:resumed: a live event published now is the barrier
+            await keepSdk.trigger(ch, 'after', {});
+            for (;;) {
+                const m = await conn.nextMessage(15000);
+                assert.ok(m && m.json, 'the connection ended');
+                if (m.json.id) ids.push(m.json.id);
+                if (m.json.event === 'after') break;
+            }
+            const seq = (id) => Number(id.split('.').pop()); // ids end in the channel's sequence number
+            for (let i = 1; i < ids.length; i++) assert.ok(seq(ids[i]) > seq(ids[i - 1]), `id ${ids[i]} after ${ids[i - 1]}`);
         } finally {
             await s.close();
         }
