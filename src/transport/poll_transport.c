@@ -109,6 +109,24 @@ static const char *authorize(const http_request *req, const hk_app *app, const c
     return NULL;
 }
 
+/* A user's #server-to-user- channel is that user's alone, as on a
+ * WebSocket: polled only when signed in as that user. */
+static const char *user_channels_refused(const url_channels *list, const char *user, long user_len)
+{
+    const size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
+    for (size_t i = 0; i < list->count; i++) {
+        const char *name = list->names[i];
+        size_t len = list->lens[i];
+        if (channel_classify(name, len).type != CHANNEL_USER)
+            continue;
+        if (user_len <= 0 || (size_t)user_len != len - prefix ||
+            memcmp(user, name + prefix, (size_t)user_len) != 0)
+            return "channels: only the signed-in user (user_data, user_auth) may poll its own "
+                   "#server-to-user channel";
+    }
+    return NULL;
+}
+
 static long number(const http_request *req, const char *key, long dflt, long min, long max)
 {
     char *v = url_param(req, key);
@@ -179,6 +197,8 @@ void poll_transport_request(conn *c, const http_request *req)
         if (user_len < 0)
             status = 401;
     }
+    if (!why && (why = user_channels_refused(&list, user, user_len)))
+        status = 401;
     history_poll_channel asked[URL_CHANNELS_MAX];
     for (size_t i = 0; !why && i < list.count; i++)
         asked[i] = (history_poll_channel){.name = list.names[i], .len = list.lens[i]};

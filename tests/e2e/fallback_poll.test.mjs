@@ -458,6 +458,26 @@ describe('polling: GET /app/{key}/poll', () => {
         }
     });
 
+    test("a user's #server-to-user- channel is polled only when signed in as that user: not signed in, or signed in as another → 401 with nothing; as the user → its events", async () => {
+        const alice = uniq('alice-');
+        const ch = `#server-to-user-${alice}`;
+        await okBody(() => sdk.sendToUser(alice, 'notice', { code: 123456 }));
+        const tok = token();
+        const asBob = sdk.authenticateUser(tok, { id: uniq('bob-') });
+        const asAlice = sdk.authenticateUser(tok, { id: alice });
+        for (const [what, params] of [
+            ['not signed in', { channels: [ch] }],
+            ['not signed in, with a token', { channels: [ch], socket_id: tok }],
+            ['signed in as another user', { channels: [ch], socket_id: tok, user_data: asBob.user_data, user_auth: asBob.auth }],
+        ]) {
+            const res = await poll(server, MAIN, params);
+            assert.equal(res.status, 401, `${what}: ${res.status} ${res.text}`);
+            assert.doesNotMatch(res.text, /123456/, `${what}: the user's event leaked`);
+        }
+        const own = await pollOk(server, MAIN, { channels: [ch], socket_id: tok, user_data: asAlice.user_data, user_auth: asAlice.auth });
+        assert.ok(own.channels[ch], JSON.stringify(own));
+    });
+
     test('recovered:false when since is older than what is retained (max_events 5): the answer starts from the oldest retained', async () => {
         const shortSdk = rest(server, SHORT);
         const ch = uniq('poll-short-');
