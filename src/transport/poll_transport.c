@@ -127,6 +127,19 @@ static const char *user_channels_refused(const url_channels *list, const char *u
     return NULL;
 }
 
+/* A presence channel names its member, as on a WebSocket: channel_data
+ * (signed with the auth), or else the signed-in user. */
+static const char *presence_without_member(const http_request *req, const url_channels *list)
+{
+    char data[4096]; /* as authorize reads it */
+    for (size_t i = 0; i < list->count; i++)
+        if (channel_classify(list->names[i], list->lens[i]).type == CHANNEL_PRESENCE &&
+            !url_param_for(req, "channel_data", list->names[i], list->lens[i], data, sizeof(data)))
+            return "channel_data: presence channels need channel_data with a user_id (or a "
+                   "sign-in)";
+    return NULL;
+}
+
 static long number(const http_request *req, const char *key, long dflt, long min, long max)
 {
     char *v = url_param(req, key);
@@ -199,6 +212,8 @@ void poll_transport_request(conn *c, const http_request *req)
     }
     if (!why && (why = user_channels_refused(&list, user, user_len)))
         status = 401;
+    if (!why && user_len <= 0)
+        why = presence_without_member(req, &list);
     history_poll_channel asked[URL_CHANNELS_MAX];
     for (size_t i = 0; !why && i < list.count; i++)
         asked[i] = (history_poll_channel){.name = list.names[i], .len = list.lens[i]};

@@ -478,6 +478,23 @@ describe('polling: GET /app/{key}/poll', () => {
         assert.ok(own.channels[ch], JSON.stringify(own));
     });
 
+    test('a presence channel names its member as on a WebSocket: an auth without channel_data and without a sign-in → 400; with signed channel_data, or signed in → 200', async () => {
+        const ch = uniq('presence-poll-');
+        const tok = token();
+        const member = { user_id: uniq('m-'), user_info: {} };
+        const bare = { channels: [ch], socket_id: tok, auth: { [ch]: sdk.authorizeChannel(tok, ch).auth } };
+        const res = await poll(server, MAIN, bare);
+        assert.equal(res.status, 400, `${res.status} ${res.text}`);
+        assert.match(res.text, /channel_data/);
+        const withData = sdk.authorizeChannel(tok, ch, member);
+        await pollOk(server, MAIN, {
+            channels: [ch], socket_id: tok, auth: { [ch]: withData.auth },
+            extra: [`channel_data=${encodeURIComponent(`${ch}:${withData.channel_data}`)}`],
+        });
+        const signin = sdk.authenticateUser(tok, { id: member.user_id });
+        await pollOk(server, MAIN, { ...bare, user_data: signin.user_data, user_auth: signin.auth });
+    });
+
     test('recovered:false when since is older than what is retained (max_events 5): the answer starts from the oldest retained', async () => {
         const shortSdk = rest(server, SHORT);
         const ch = uniq('poll-short-');
