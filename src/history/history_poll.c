@@ -304,11 +304,12 @@ void history_run_poll(history *hs, job *j)
     buf_append_char(&asked, '\0');
     poll_ctx p = {.hs = hs, .j = j};
     buf_init(&p.events);
-    p.sums = xcalloc(j->num_poll ? j->num_poll : 1, sizeof(*p.sums));
-    p.last_sent = xcalloc(j->num_poll ? j->num_poll : 1, sizeof(*p.last_sent));
-    p.count = xcalloc(j->num_poll ? j->num_poll : 1, sizeof(*p.count));
-    p.gap = xcalloc(j->num_poll ? j->num_poll : 1, sizeof(*p.gap));
-    p.since = xcalloc(j->num_poll ? j->num_poll : 1, sizeof(*p.since));
+    size_t n = j->num_poll ? j->num_poll : 1;
+    p.sums = xcalloc(n, sizeof(*p.sums));
+    p.last_sent = xcalloc(n, sizeof(*p.last_sent));
+    p.count = xcalloc(n, sizeof(*p.count));
+    p.gap = xcalloc(n, sizeof(*p.gap));
+    p.since = xcalloc(n, sizeof(*p.since));
     int rc = hs->st->ops->poll(hs->st, hs->cfg->apps[j->app].id, asked.data, j->user, j->user_len,
                                j->limit, poll_row, &p);
     if (rc != 0) {

@@ -84,6 +84,13 @@ bool channel_name_valid(const char *name, size_t len, size_t max_len, const char
     return why == NULL;
 }
 
+bool channel_is_users_own(const char *name, size_t len, const char *user, size_t user_len)
+{
+    const size_t prefix = sizeof CHANNEL_USER_PREFIX - 1;
+    return user && has_prefix(name, len, CHANNEL_USER_PREFIX) && len - prefix == user_len &&
+           memcmp(name + prefix, user, user_len) == 0;
+}
+
 bool event_name_valid(const char *name, size_t len, size_t max_len)
 {
     (void)name;

@@ -31,6 +31,10 @@ bool channel_kind_needs_auth(channel_kind k);
  * failure (reason may be NULL). */
 bool channel_name_valid(const char *name, size_t len, size_t max_len, const char **reason);
 
+/* True when name is user's own channel, "#server-to-user-<user>": the only
+ * user who may subscribe to it or poll it. */
+bool channel_is_users_own(const char *name, size_t len, const char *user, size_t user_len);
+
 /* The longest user id (presence members, sign-in, #server-to-user-<id>):
  * a protocol rule, not a setting. */
 #define USER_ID_MAX_LENGTH 128

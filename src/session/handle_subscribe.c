@@ -120,9 +120,8 @@ void handle_subscribe(session *s, const pusher_msg *m)
     channel_kind kind = channel_classify(name, name_len);
 
     if (kind.type == CHANNEL_USER) {
-        size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
         hub_user *u = s->sub.user;
-        if (!u || u->id_len != name_len - prefix || memcmp(u->id, name + prefix, u->id_len) != 0) {
+        if (!u || !channel_is_users_own(name, name_len, u->id, u->id_len)) {
             session_subscription_error(s, name, name_len, "AuthError",
                                        "Only the signed-in user may subscribe to its own "
                                        "#server-to-user channel",

@@ -312,15 +312,21 @@ static void add_replay(session *s, session_replay *r)
     request_next(s);
 }
 
+static session_replay *replay_new(const char *name, size_t len)
+{
+    session_replay *r = xcalloc(1, sizeof(*r));
+    r->channel = xmemdup(name, len);
+    r->channel_len = len;
+    r->stream = frame_stream(name, len);
+    return r;
+}
+
 void session_position(session *s, const char *name, size_t len)
 {
     if (!s->transport->position || !s->history || !history_rule(s->sub.app->cfg, name, len) ||
         find(s, name, len))
         return;
-    session_replay *r = xcalloc(1, sizeof(*r));
-    r->channel = xmemdup(name, len);
-    r->channel_len = len;
-    r->stream = frame_stream(name, len);
+    session_replay *r = replay_new(name, len);
     r->quiet = true;
     add_replay(s, r);
 }
@@ -346,10 +352,7 @@ void session_resume(session *s, const char *name, size_t len, const char *since,
         }
         return;
     }
-    session_replay *r = xcalloc(1, sizeof(*r));
-    r->channel = xmemdup(name, len);
-    r->channel_len = len;
-    r->stream = frame_stream(name, len);
+    session_replay *r = replay_new(name, len);
     memcpy(r->since, since, since_len);
     r->since_len = since_len;
     r->cached = cached;

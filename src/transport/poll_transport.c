@@ -113,14 +113,11 @@ static const char *authorize(const http_request *req, const hk_app *app, const c
  * WebSocket: polled only when signed in as that user. */
 static const char *user_channels_refused(const url_channels *list, const char *user, long user_len)
 {
-    const size_t prefix = sizeof(CHANNEL_USER_PREFIX) - 1;
     for (size_t i = 0; i < list->count; i++) {
         const char *name = list->names[i];
         size_t len = list->lens[i];
-        if (channel_classify(name, len).type != CHANNEL_USER)
-            continue;
-        if (user_len <= 0 || (size_t)user_len != len - prefix ||
-            memcmp(user, name + prefix, (size_t)user_len) != 0)
+        if (channel_classify(name, len).type == CHANNEL_USER &&
+            (user_len <= 0 || !channel_is_users_own(name, len, user, (size_t)user_len)))
             return "channels: only the signed-in user (user_data, user_auth) may poll its own "
                    "#server-to-user channel";
     }
